@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+#
+# Download the Omniglot and Mini-ImageNet datasets used by supervised-reptile.
+#
+# Usage: fetch_data.sh [omniglot] [miniimagenet]
+#        (no argument fetches both; a dataset whose folder exists is skipped)
+#
+# Result:
+#   $DATA_DIR/omniglot/<Alphabet>/<characterNN>/*.png
+#   $DATA_DIR/miniimagenet/{train,val,test}/<wnid>/*.JPEG
+#
+# Each dataset is assembled in a temporary folder $DATA_DIR/.fetch_tmp.XXXXXX,
+# which is removed on exit; the dataset folder appears only through a single
+# `mv` once it is complete and checked, so an interrupted or failed run leaves
+# no half dataset behind (it also keeps nothing: a new run starts over).
+#
+# Environment variables:
+#   DATA_DIR                   where the datasets go (default: data, relative
+#                              to the current directory).
+#   OMNIGLOT_URL               base URL of images_background.zip and
+#                              images_evaluation.zip (default:
+#                              https://github.com/brendenlake/omniglot/raw/master/python).
+#   OMNIGLOT_EXPECT_ALPHABETS  expected number of alphabets (default: 50).
+#   OMNIGLOT_EXPECT_CHARACTERS expected number of characters (default: 1623).
+#   OMNIGLOT_EXPECT_PER_CHARACTER
+#                              expected PNG files per character (default: 20).
+#   IMAGENET_TAR_URL           URL of ILSVRC2012_img_train.tar; the server must
+#                              support HTTP range requests (default:
+#                              http://www.image-net.org/challenges/LSVRC/2012/nnoupb/ILSVRC2012_img_train.tar).
+#   MINIIMAGENET_METADATA      folder of the Mini-ImageNet CSVs,
+#                              <subset>/<wnid>.csv for subsets train, val, test,
+#                              one "<file>.JPEG,<start>-<end>" line per image
+#                              (inclusive byte range in the tar) (default:
+#                              metadata/miniimagenet next to this script; the
+#                              CSVs are the metadata/miniimagenet folder of
+#                              openai/supervised-reptile, MIT licence).
+#   FETCH_JOBS                 parallel range requests per class (default: 8).
+#
+set -euo pipefail
+
+PROG=$(basename "$0")
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+DATA_DIR=${DATA_DIR:-data}
+OMNIGLOT_URL=${OMNIGLOT_URL:-https://github.com/brendenlake/omniglot/raw/master/python}
+OMNIGLOT_URL=${OMNIGLOT_URL%/}
+OMNIGLOT_EXPECT_ALPHABETS=${OMNIGLOT_EXPECT_ALPHABETS:-50}
+OMNIGLOT_EXPECT_CHARACTERS=${OMNIGLOT_EXPECT_CHARACTERS:-1623}
+OMNIGLOT_EXPECT_PER_CHARACTER=${OMNIGLOT_EXPECT_PER_CHARACTER:-20}
+IMAGENET_TAR_URL=${IMAGENET_TAR_URL:-http://www.image-net.org/challenges/LSVRC/2012/nnoupb/ILSVRC2012_img_train.tar}
+MINIIMAGENET_METADATA=${MINIIMAGENET_METADATA:-$SCRIPT_DIR/metadata/miniimagenet}
+FETCH_JOBS=${FETCH_JOBS:-8}
+
+die() {
+  printf '%s: error: %s\n' "$PROG" "$*" >&2
+  exit 1
+}
+
+usage() {
+  sed -n '3,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"
+}
+
+# Last non-empty line of a (curl) error text, on one line.
+last_line() {
+  local text=$1 line last=""
+  while IFS= read -r line; do
+    [[ -n ${line//[[:space:]]/} ]] && last=$line
+  done <<< "$text"
+  printf '%s' "${last:-no error message}"
+}
+
+# ---------------------------------------------------------------- arguments
+want_omniglot=0
+want_miniimagenet=0
+if (( $# == 0 )); then
+  want_omniglot=1
+  want_miniimagenet=1
+fi
+for arg in "$@"; do
+  case $arg in
+    omniglot) want_omniglot=1 ;;
+    miniimagenet) want_miniimagenet=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown argument '$arg'; usage: $PROG [omniglot] [miniimagenet] (see $PROG --help)" ;;
+  esac
+done
+
+for var in OMNIGLOT_EXPECT_ALPHABETS OMNIGLOT_EXPECT_CHARACTERS OMNIGLOT_EXPECT_PER_CHARACTER FETCH_JOBS; do
+  [[ ${!var} =~ ^[0-9]+$ ]] || die "$var must be a non-negative integer, got '${!var}'"
+done
+(( FETCH_JOBS >= 1 )) || die "FETCH_JOBS must be at least 1"
+
+mkdir -p "$DATA_DIR"
+TMP=$(mktemp -d "$DATA_DIR/.fetch_tmp.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# ----------------------------------------------------------------- Omniglot
+fetch_omniglot() {
+  local dest=$DATA_DIR/omniglot
+  if [[ -e $dest ]]; then
+    echo "omniglot: $dest exists, skipping"
+    return 0
+  fi
+  local work=$TMP/omniglot_zips out=$TMP/omniglot name url err alphabet
+  mkdir -p "$work" "$out"
+  for name in images_background images_evaluation; do
+    url=$OMNIGLOT_URL/$name.zip
+    echo "omniglot: downloading $url"
+    if ! err=$(curl -fsSL --retry 3 -o "$work/$name.zip" "$url" 2>&1); then
+      die "download of $url failed: $(last_line "$err"); set OMNIGLOT_URL to a mirror holding images_background.zip and images_evaluation.zip"
+    fi
+    if ! err=$(unzip -q "$work/$name.zip" -d "$work" 2>&1); then
+      die "could not unzip $name.zip from $url: $(last_line "$err")"
+    fi
+    [[ -d $work/$name ]] || die "$name.zip from $url has no top folder $name/"
+    for alphabet in "$work/$name"/*/; do
+      alphabet=${alphabet%/}
+      [[ -d $alphabet ]] || continue
+      [[ ! -e $out/${alphabet##*/} ]] || die "alphabet ${alphabet##*/} appears in both archives"
+      mv "$alphabet" "$out/"
+    done
+    rm -rf "${work:?}/$name" "$work/$name.zip"
+  done
+  rm -rf "$work"
+
+  echo "omniglot: checking"
+  local n_alphabets n_characters n_png bad
+  n_alphabets=$(find "$out" -mindepth 1 -maxdepth 1 -type d | wc -l)
+  n_characters=$(find "$out" -mindepth 2 -maxdepth 2 -type d | wc -l)
+  n_png=$(find "$out" -mindepth 3 -maxdepth 3 -type f -name '*.png' | wc -l)
+  n_alphabets=${n_alphabets//[[:space:]]/}
+  n_characters=${n_characters//[[:space:]]/}
+  n_png=${n_png//[[:space:]]/}
+  (( n_alphabets == OMNIGLOT_EXPECT_ALPHABETS )) ||
+    die "omniglot: expected $OMNIGLOT_EXPECT_ALPHABETS alphabets, found $n_alphabets (set OMNIGLOT_EXPECT_ALPHABETS to override)"
+  (( n_characters == OMNIGLOT_EXPECT_CHARACTERS )) ||
+    die "omniglot: expected $OMNIGLOT_EXPECT_CHARACTERS characters, found $n_characters (set OMNIGLOT_EXPECT_CHARACTERS to override)"
+  (( n_png == n_characters * OMNIGLOT_EXPECT_PER_CHARACTER )) ||
+    die "omniglot: expected $((n_characters * OMNIGLOT_EXPECT_PER_CHARACTER)) PNG files ($OMNIGLOT_EXPECT_PER_CHARACTER per character), found $n_png"
+  # Every character folder must hold exactly the expected number of PNGs.
+  bad=$(find "$out" -mindepth 3 -maxdepth 3 -type f -name '*.png' |
+        sed 's|/[^/]*$||' | sort | uniq -c |
+        awk -v n="$OMNIGLOT_EXPECT_PER_CHARACTER" '$1 != n { print; exit }')
+  [[ -z $bad ]] ||
+    die "omniglot: expected $OMNIGLOT_EXPECT_PER_CHARACTER PNG files per character, found: ${bad#"${bad%%[![:space:]]*}"}"
+
+  [[ ! -e $dest ]] || die "$dest appeared while downloading; not overwriting it"
+  mv "$out" "$dest"
+  echo "omniglot: done, $n_alphabets alphabets, $n_characters characters, $n_png images in $dest"
+}
+
+# ------------------------------------------------------------ Mini-ImageNet
+
+# Record the first failure of a range download (later ones are dropped).
+record_failure() {
+  ( set -C; printf '%s\n' "$1" > "$FETCH_FAIL_FILE" ) 2>/dev/null || true
+}
+
+# One range request: fetch_range START END FILENAME. Run by xargs in a child
+# bash; reads FETCH_CLASS, FETCH_CLASS_DIR, FETCH_FAIL_FILE, IMAGENET_TAR_URL.
+fetch_range() {
+  local start=$((10#$1)) end=$((10#$2)) name=$3
+  local out=$FETCH_CLASS_DIR/$name expected err actual
+  [[ -e $FETCH_FAIL_FILE ]] && return 1   # another request failed: stop early
+  expected=$((end - start + 1))
+  if ! err=$(curl -fsS --retry 3 --max-filesize "$expected" -r "$start-$end" \
+                  -o "$out" "$IMAGENET_TAR_URL" 2>&1); then
+    record_failure "download of $FETCH_CLASS/$name (bytes $start-$end of $IMAGENET_TAR_URL) failed: $(last_line "$err"); set IMAGENET_TAR_URL to a mirror of ILSVRC2012_img_train.tar that supports HTTP range requests"
+    return 1
+  fi
+  actual=$(wc -c < "$out")
+  actual=${actual//[[:space:]]/}
+  if (( actual != expected )); then
+    record_failure "$FETCH_CLASS/$name: got $actual bytes for bytes $start-$end of $IMAGENET_TAR_URL, expected $expected (truncated answer, or a server ignoring range requests); set IMAGENET_TAR_URL to a mirror of ILSVRC2012_img_train.tar that supports HTTP range requests"
+    return 1
+  fi
+}
+
+fetch_miniimagenet() {
+  local dest=$DATA_DIR/miniimagenet
+  if [[ -e $dest ]]; then
+    echo "miniimagenet: $dest exists, skipping"
+    return 0
+  fi
+  local meta=$MINIIMAGENET_METADATA
+  local hint="the CSVs are the metadata/miniimagenet folder of openai/supervised-reptile (MIT licence), laid out as <subset>/<wnid>.csv for train, val, test; set MINIIMAGENET_METADATA to point elsewhere"
+  [[ -d $meta ]] || die "Mini-ImageNet metadata folder $meta not found; $hint"
+  local subset csv
+  local -a csvs=()
+  for subset in train val test; do
+    local found=0
+    for csv in "$meta/$subset"/*.csv; do
+      [[ -f $csv ]] || continue
+      csvs+=("$csv")
+      found=1
+    done
+    (( found )) || die "no CSV files in $meta/$subset; $hint"
+  done
+
+  local out=$TMP/miniimagenet jobs=$TMP/jobs total=${#csvs[@]} k=0 wnid n n_files
+  export IMAGENET_TAR_URL FETCH_CLASS FETCH_CLASS_DIR FETCH_FAIL_FILE=$TMP/fetch_failed
+  export -f fetch_range record_failure last_line
+  echo "miniimagenet: fetching $total classes from $IMAGENET_TAR_URL"
+  for csv in "${csvs[@]}"; do
+    k=$((k + 1))
+    subset=${csv%/*}
+    subset=${subset##*/}
+    wnid=${csv##*/}
+    wnid=${wnid%.csv}
+    FETCH_CLASS=$subset/$wnid
+    FETCH_CLASS_DIR=$out/$subset/$wnid
+    mkdir -p "$FETCH_CLASS_DIR"
+    # CSV line "<file>.JPEG,<start>-<end>" -> "<start> <end> <file>.JPEG".
+    awk -F',' -v csv="$csv" '
+      { sub(/\r$/, "") }
+      /^[[:space:]]*$/ { next }
+      {
+        if (NF != 2 || $1 !~ /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/ || $2 !~ /^[0-9]+-[0-9]+$/) {
+          printf "%s line %d: expected <file>.JPEG,<start>-<end>, got: %s\n", csv, FNR, $0
+          exit 1
+        }
+        split($2, r, "-")
+        if (r[2] + 0 < r[1] + 0) {
+          printf "%s line %d: range end before start: %s\n", csv, FNR, $0
+          exit 1
+        }
+        print r[1], r[2], $1
+      }' "$csv" > "$jobs" || die "malformed CSV: $(last_line "$(cat "$jobs")")"
+    n=$(wc -l < "$jobs")
+    n=${n//[[:space:]]/}
+    (( n > 0 )) || die "$csv lists no images"
+    echo "miniimagenet: [$k/$total] $FETCH_CLASS ($n images)"
+    if ! xargs -P "$FETCH_JOBS" -n 3 bash -c 'fetch_range "$@"' fetch_range < "$jobs"; then
+      [[ -s $FETCH_FAIL_FILE ]] || die "range downloads for $FETCH_CLASS failed"
+    fi
+    [[ ! -s $FETCH_FAIL_FILE ]] || die "$(head -n 1 "$FETCH_FAIL_FILE")"
+    n_files=$(find "$FETCH_CLASS_DIR" -type f | wc -l)
+    n_files=${n_files//[[:space:]]/}
+    (( n_files == n )) ||
+      die "$FETCH_CLASS: $csv lists $n images but $n_files files were written (duplicate file names?)"
+  done
+
+  [[ ! -e $dest ]] || die "$dest appeared while downloading; not overwriting it"
+  mv "$out" "$dest"
+  echo "miniimagenet: done, $total classes in $dest"
+}
+
+(( want_omniglot )) && fetch_omniglot
+(( want_miniimagenet )) && fetch_miniimagenet
+exit 0

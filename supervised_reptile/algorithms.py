@@ -1,0 +1,198 @@
+"""Reptile and first-order MAML: the inner loop and the meta-update.
+
+State semantics (ORIGINAL.md 5.1, 10.1-10.2), kept deliberately:
+  * Meta-training tasks run one after another from the same meta-weights;
+    the inner optimizer's state (Adam's second moments and step count) flows
+    from task to task and across meta-iterations, and is never reset.
+  * Evaluation adapts from the meta-weights and the current optimizer state
+    and leaves both untouched (the original snapshots and restores them).
+  * Batch norm always uses batch statistics; the moving averages are never
+    updated or used.
+
+How: the meta-model's weights are read once per meta-iteration into tensors;
+each task's inner loop runs on those tensors through the task learner (a
+clone of the meta-model, built once, applied with `stateless_call`), all
+inside one `tf.function`, and the meta-model is written back once by variable
+assignment.
+"""
+
+import keras
+import tensorflow as tf
+
+from supervised_reptile import weights as wmath
+from supervised_reptile.episodes import EvalEpisode, TrainEpisode
+from supervised_reptile.optimizers import InnerOptimizer
+
+
+class Reptile:
+    """Reptile (Nichol et al. 2018): move the meta-weights towards the adapted weights.
+
+    Args:
+      model: the meta-model (its trainable variables are the meta-weights).
+      optimizer: the inner optimizer; built here if it is not yet.
+      weight_decay: multiplicative shrink applied to every weight before every
+        inner step (the original's `--weight-decay`; 1 = none).
+      transductive: predict the queries of an evaluation task in one batch
+        (True) or each query together with the whole support set (False).
+    """
+
+    def __init__(self, model: keras.Model, optimizer: InnerOptimizer,
+                 weight_decay: float = 1.0, transductive: bool = False):
+        if not 0 < weight_decay <= 1:
+            raise ValueError(f"--weight-decay {weight_decay} must be in (0, 1] (a keep-fraction "
+                             "applied before every inner step; 1 disables it)")
+        self.model = model
+        self.learner = keras.models.clone_model(model)
+        self.optimizer = optimizer
+        optimizer.build(model.trainable_variables)
+        self.weight_decay = float(weight_decay)
+        self.transductive = transductive
+        self.num_traces = 0
+        self._meta_step_fn = tf.function(self._meta_step, reduce_retracing=True)
+        self._predict_fn = tf.function(self._adapt_and_predict, reduce_retracing=True)
+
+    # -- the inner loop --------------------------------------------------
+
+    def _loss(self, weights, images, labels):
+        logits, _ = self.learner.stateless_call(weights, self._non_trainable, images,
+                                                training=True)
+        # The original minimises the per-example loss vector, i.e. its sum.
+        return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+
+    def _step(self, weights, state, images, labels):
+        """One inner step: weight decay, then one optimizer step on the batch's summed loss."""
+        if self.weight_decay != 1.0:
+            weights = wmath.scale(weights, self.weight_decay)
+        with tf.GradientTape() as tape:
+            tape.watch(weights)
+            loss = self._loss(weights, images, labels)
+        grads = tape.gradient(loss, weights)
+        weights, state = self.optimizer.apply(weights, grads, state)
+        return weights, state, loss
+
+    def _steps(self, weights, state, images, labels, batches):
+        """Inner steps over `batches` (`[num_batches, batch]` indices) in a graph loop.
+
+        Returns:
+          `(weights, state, loss_sum)`.
+        """
+        def body(i, w, s, total):
+            idx = batches[i]
+            w, s, loss = self._step(w, s, tf.gather(images, idx), tf.gather(labels, idx))
+            return i + 1, w, s, total + loss
+
+        _, weights, state, total = tf.while_loop(
+            lambda i, *_: i < tf.shape(batches)[0], body,
+            (tf.constant(0), weights, state, tf.constant(0.0)))
+        return weights, state, total
+
+    def _adapt(self, weights, state, images, labels, batches, tail):
+        """Runs a task's inner loop.
+
+        Returns:
+          `(weights, weights_before_last_step, state, mean_loss)`.
+        """
+        if tail.shape[0]:  # FOML tail: ordinary batches, then the held-out tail.
+            head, last = batches, tail
+        else:
+            head, last = batches[:-1], batches[-1]
+        weights, state, total = self._steps(weights, state, images, labels, head)
+        before_last = weights
+        weights, state, loss = self._step(weights, state, tf.gather(images, last),
+                                          tf.gather(labels, last))
+        steps = tf.cast(tf.shape(head)[0] + 1, tf.float32)
+        return weights, before_last, state, (total + loss) / steps
+
+    # -- meta-training ---------------------------------------------------
+
+    def task_update(self, old, adapted, before_last):
+        """The per-task direction averaged into the meta-update: `adapted - old`."""
+        del before_last
+        return wmath.subtract(adapted, old)
+
+    def _meta_step(self, episodes: TrainEpisode, meta_step_size):
+        self.num_traces += 1
+        self._non_trainable = [tf.identity(v) for v in self.model.non_trainable_variables]
+        old = [tf.identity(v) for v in self.model.trainable_variables]
+        num_tasks = episodes.images.shape[0]
+
+        def body(m, state, total, loss_sum):
+            w, before, state, loss = self._adapt(old, state, episodes.images[m],
+                                                 episodes.labels[m], episodes.batches[m],
+                                                 episodes.tail[m])
+            return m + 1, state, wmath.add(total, self.task_update(old, w, before)), loss_sum + loss
+
+        _, state, total, loss_sum = tf.while_loop(
+            lambda m, *_: m < num_tasks, body,
+            (tf.constant(0), self.optimizer.read_state(), [tf.zeros_like(w) for w in old],
+             tf.constant(0.0)))
+        new = wmath.add(old, wmath.scale(total, meta_step_size / num_tasks))
+        for var, value in zip(self.model.trainable_variables, new):
+            var.assign(value)
+        self.optimizer.assign_state(state)
+        return {"inner_loss": loss_sum / num_tasks}
+
+    def meta_step(self, episodes: TrainEpisode, meta_step_size: float) -> dict:
+        """One outer iteration on a meta-batch of tasks.
+
+        Args:
+          episodes: a `TrainEpisode` whose tensors have a leading `[meta_batch]` axis.
+          meta_step_size: epsilon, the interpolation fraction.
+
+        Returns:
+          `{"inner_loss": mean summed loss per inner step}` as a scalar tensor.
+        """
+        return self._meta_step_fn(episodes, tf.constant(meta_step_size, tf.float32))
+
+    # -- evaluation ------------------------------------------------------
+
+    def _predict(self, weights, support_images, query_images):
+        def logits(images):
+            return self.learner.stateless_call(weights, self._non_trainable, images,
+                                               training=True)[0]
+
+        if self.transductive:
+            return tf.argmax(logits(query_images), axis=-1, output_type=tf.int32)
+        # Each query in its own forward pass, appended to the whole support set.
+        preds = [tf.argmax(logits(tf.concat([support_images, query_images[q:q + 1]], 0))[-1],
+                           output_type=tf.int32)
+                 for q in range(query_images.shape[0])]
+        return tf.stack(preds)
+
+    def _adapt_and_predict(self, episode: EvalEpisode):
+        self.num_traces += 1
+        self._non_trainable = [tf.identity(v) for v in self.model.non_trainable_variables]
+        old = [tf.identity(v) for v in self.model.trainable_variables]
+        empty_tail = tf.zeros([0], tf.int32)
+        w, _, _, _ = self._adapt(old, self.optimizer.read_state(), episode.support_images,
+                                 episode.support_labels, episode.batches, empty_tail)
+        return self._predict(w, episode.support_images, episode.query_images), w
+
+    def adapt_and_predict(self, episode: EvalEpisode) -> tf.Tensor:
+        """Fine-tunes on the support set and predicts the queries, changing no state.
+
+        Returns:
+          int32 `[N]` predicted labels of `episode.query_images`.
+        """
+        return self._predict_fn(episode)[0]
+
+    def adapt(self, episode: EvalEpisode) -> keras.Model:
+        """Fine-tunes on an episode's support set and returns the adapted task
+        learner (a Keras model; call it with `training=True`). The meta-model
+        and optimizer state are unchanged."""
+        _, adapted = self._predict_fn(episode)
+        for var, value in zip(self.learner.trainable_variables, adapted):
+            var.assign(value)
+        return self.learner
+
+
+class FOML(Reptile):
+    """First-order MAML (`--foml`): the update is the last inner step's change.
+
+    That change is taken from before the last step's weight decay, so it
+    includes it (ORIGINAL.md 5.3, pitfall 7).
+    """
+
+    def task_update(self, old, adapted, before_last):
+        del old
+        return wmath.subtract(adapted, before_last)

@@ -1,0 +1,78 @@
+"""A pool of image classes held as one uint8 array: the unit every sampler draws from."""
+
+import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence
+
+import numpy as np
+
+#: Pixels are stored as uint8 and become float32 `value / PIXEL_SCALE` in [0, 1].
+PIXEL_SCALE = 255.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassPool:
+    """Decoded images of several classes, padded to a common count.
+
+    Attributes:
+      images: uint8 `[num_classes, max_count, *image_shape]`; class `c` owns
+        `images[c, :counts[c]]`, the rest is zero padding.
+      counts: int32 `[num_classes]`, images per class (>= 1).
+      names: one human-readable name per class (a path, plus a rotation suffix
+        for rotated Omniglot classes).
+    """
+
+    images: np.ndarray
+    counts: np.ndarray
+    names: tuple[str, ...]
+
+    def __post_init__(self):
+        if self.images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8, got {self.images.dtype}")
+        if len(self.names) != len(self.counts) or len(self.counts) != len(self.images):
+            raise ValueError(f"{len(self.images)} image rows, {len(self.counts)} counts and "
+                             f"{len(self.names)} names do not match")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.counts)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.images.shape[2:])
+
+    @property
+    def min_count(self) -> int:
+        return int(self.counts.min()) if len(self.counts) else 0
+
+
+def list_images(class_dir: str, suffix: str) -> list[str]:
+    """Sorted paths of the files in `class_dir` ending in `suffix` (case-sensitive, as the original)."""
+    return [os.path.join(class_dir, n) for n in sorted(os.listdir(class_dir)) if n.endswith(suffix)]
+
+
+def decode_classes(class_files: Sequence[Sequence[str]], decode: Callable[[str], np.ndarray],
+                   image_shape: tuple[int, ...], names: Sequence[str],
+                   workers: int | None = None) -> ClassPool:
+    """Decodes every file once into a padded `ClassPool`.
+
+    Args:
+      class_files: for each class, the paths of its images.
+      decode: maps a path to a uint8 array of shape `image_shape`.
+      image_shape: the decoded shape.
+      names: a name per class.
+      workers: decoding threads (Pillow releases the GIL while decoding).
+    """
+    max_count = max((len(f) for f in class_files), default=0)
+    images = np.zeros((len(class_files), max_count) + tuple(image_shape), np.uint8)
+    jobs = [(c, i, path) for c, files in enumerate(class_files) for i, path in enumerate(files)]
+
+    def _work(job):
+        c, i, path = job
+        images[c, i] = decode(path)
+
+    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 1) + 1)) as pool:
+        list(pool.map(_work, jobs))
+    counts = np.array([len(f) for f in class_files], np.int32)
+    return ClassPool(images, counts, tuple(names))

@@ -1,0 +1,81 @@
+"""The original's two classifiers as Keras functional models emitting logits.
+
+Both must always be called with `training=True`: the original normalises with
+the current batch's statistics in every forward pass, at training and at test
+time, and never uses (or updates) the moving averages (ORIGINAL.md 4.3).
+"""
+
+import keras
+import numpy as np
+
+OMNIGLOT_SHAPE = (28, 28)
+MINIIMAGENET_SHAPE = (84, 84, 3)
+
+
+def _seeds(seed: int, count: int) -> list[int]:
+    """Distinct initializer seeds derived from one run seed."""
+    return [int(s) for s in np.random.default_rng(seed).integers(0, 2**31 - 1, count)]
+
+
+def _batch_norm():
+    # tf.layers.batch_normalization defaults: momentum 0.99, epsilon 1e-3, gamma and beta.
+    return keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3)
+
+
+def build_omniglot_model(num_classes: int, seed: int = 0) -> keras.Model:
+    """The Omniglot network: 4 x [conv 3x3/2 'same' (64) -> BN -> ReLU] -> dense.
+
+    Args:
+      num_classes: width of the logits layer (N).
+      seed: derives the Glorot-uniform initializer seeds.
+
+    Returns:
+      A model mapping float32 `[batch, 28, 28]` images (background 1.0, strokes
+      0.0) to float32 logits `[batch, num_classes]`; 113,221 trainable
+      parameters for N=5.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    seeds = _seeds(seed, 5)
+    inputs = keras.Input(OMNIGLOT_SHAPE, name="images")
+    x = keras.layers.Reshape(OMNIGLOT_SHAPE + (1,))(inputs)
+    for i in range(4):
+        x = keras.layers.Conv2D(64, 3, strides=2, padding="same",
+                                kernel_initializer=keras.initializers.GlorotUniform(seeds[i]))(x)
+        x = _batch_norm()(x)
+        x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(x)
+    logits = keras.layers.Dense(num_classes, name="logits",
+                                kernel_initializer=keras.initializers.GlorotUniform(seeds[4]))(x)
+    return keras.Model(inputs, logits, name="omniglot")
+
+
+def build_miniimagenet_model(num_classes: int, seed: int = 0) -> keras.Model:
+    """The Mini-ImageNet network: 4 x [conv 3x3 (32) -> BN -> maxpool 2 'same' -> ReLU] -> dense.
+
+    Args:
+      num_classes: width of the logits layer (N).
+      seed: derives the Glorot-uniform initializer seeds.
+
+    Returns:
+      A model mapping float32 `[batch, 84, 84, 3]` images in [0, 1] to float32
+      logits `[batch, num_classes]`; 34,661 trainable parameters for N=5.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    seeds = _seeds(seed, 5)
+    inputs = keras.Input(MINIIMAGENET_SHAPE, name="images")
+    x = inputs
+    for i in range(4):
+        x = keras.layers.Conv2D(32, 3, padding="same",
+                                kernel_initializer=keras.initializers.GlorotUniform(seeds[i]))(x)
+        x = _batch_norm()(x)
+        x = keras.layers.MaxPooling2D(2, 2, padding="same")(x)
+        x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(x)
+    logits = keras.layers.Dense(num_classes, name="logits",
+                                kernel_initializer=keras.initializers.GlorotUniform(seeds[4]))(x)
+    return keras.Model(inputs, logits, name="miniimagenet")
+
+
+BUILDERS = {"omniglot": build_omniglot_model, "miniimagenet": build_miniimagenet_model}
