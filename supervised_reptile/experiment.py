@@ -1,0 +1,83 @@
+"""Builds a run from a `Config` and executes it: what `run_*.py` call."""
+
+import os
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from supervised_reptile import episodes, miniimagenet, models, omniglot
+from supervised_reptile.algorithms import FOML, Reptile
+from supervised_reptile.config import Config
+from supervised_reptile.evaluate import accuracy, evaluate
+from supervised_reptile.optimizers import make_optimizer
+from supervised_reptile.train import train
+
+#: Printed split names, in the original's order.
+SPLIT_TITLES = {"train": "Train", "val": "Validation", "test": "Test"}
+
+
+def load_pools(config: Config) -> dict:
+    """Split name -> `ClassPool` for the configured dataset."""
+    if config.dataset == "omniglot":
+        train_pool, test_pool = omniglot.load(config.data_dir, config.train_characters, config.seed)
+        return {"train": train_pool, "test": test_pool}
+    return dict(zip(miniimagenet.SPLITS, miniimagenet.load(config.data_dir)))
+
+
+def build_algorithm(config: Config) -> Reptile:
+    """The meta-model, inner optimizer and algorithm the configuration names."""
+    model = models.BUILDERS[config.dataset](config.classes, seed=config.seed)
+    optimizer = make_optimizer("sgd" if config.sgd else "adam", config.learning_rate)
+    cls = FOML if config.foml else Reptile
+    return cls(model, optimizer, weight_decay=config.weight_decay,
+               transductive=config.transductive)
+
+
+def task_specs(config: Config) -> tuple[episodes.TaskSpec, episodes.TaskSpec]:
+    """(training task spec, evaluation task spec)."""
+    train_spec = episodes.TaskSpec(config.classes, config.effective_train_shots,
+                                   config.inner_batch, config.inner_iters, config.replacement,
+                                   config.foml_tail if config.foml else None)
+    eval_spec = episodes.TaskSpec(config.classes, config.shots, config.eval_batch,
+                                  config.eval_iters, config.replacement)
+    return train_spec, eval_spec
+
+
+def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, float]:
+    """Trains (unless `config.pretrained`) and evaluates; returns split -> accuracy."""
+    train_spec, eval_spec = task_specs(config)
+    pools = load_pools(config)
+    algorithm = build_algorithm(config)
+    checkpoint = tf.train.Checkpoint(model=algorithm.model, optimizer=algorithm.optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, config.checkpoint, max_to_keep=5,
+                                         checkpoint_name="model.ckpt")
+    if config.pretrained:
+        log_fn("Restoring from checkpoint...")
+        if manager.latest_checkpoint is None:
+            raise FileNotFoundError(f"--pretrained: no checkpoint in {config.checkpoint!r}")
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    else:
+        log_fn("Training...")
+        config.save(config.checkpoint)
+        monitored = ("train", "test")
+        monitor = {s: iter(episodes.eval_dataset(pools[s], eval_spec, config.seed,
+                                                 episodes.MONITOR_STREAM + i))
+                   for i, s in enumerate(monitored)}
+        writers = {s: tf.summary.create_file_writer(os.path.join(config.checkpoint, s))
+                   for s in monitored}
+        tasks = iter(episodes.train_dataset(pools["train"], train_spec, config.seed,
+                                            config.meta_batch))
+        train(algorithm, tasks, monitor, writers, lambda i: manager.save(checkpoint_number=i),
+              meta_iters=config.meta_iters, meta_step=config.meta_step,
+              meta_step_final=config.meta_step_final, eval_interval=config.eval_interval,
+              num_classes=config.classes, log_fn=log_fn)
+    log_fn("Evaluating...")
+    results = {}
+    for i, (split, pool) in enumerate(pools.items()):
+        data = episodes.eval_dataset(pool, eval_spec, config.seed,
+                                     episodes.FINAL_EVAL_STREAM + i, config.eval_samples)
+        counts = evaluate(algorithm, data, config.eval_samples)
+        results[split] = accuracy(counts, config.classes)
+        log_fn(f"{SPLIT_TITLES[split]} accuracy: {np.float64(results[split])}")
+    return results

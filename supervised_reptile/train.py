@@ -1,0 +1,59 @@
+"""The meta-training loop (ORIGINAL.md 6): anneal, meta-step, monitor, checkpoint."""
+
+import time
+from typing import Callable, Iterator
+
+import tensorflow as tf
+
+from supervised_reptile.evaluate import count_correct
+from supervised_reptile.episodes import EvalEpisode, TrainEpisode
+
+
+def meta_step_size(iteration: int, meta_iters: int, initial: float, final: float) -> float:
+    """Linear annealing: `frac * final + (1 - frac) * initial` with
+    `frac = iteration / meta_iters`; the final value is approached, never reached."""
+    frac = iteration / meta_iters
+    return frac * final + (1 - frac) * initial
+
+
+def train(algorithm, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[EvalEpisode]],
+          writers: dict[str, tf.summary.SummaryWriter], save: Callable[[int], None], *,
+          meta_iters: int, meta_step: float, meta_step_final: float, eval_interval: int,
+          num_classes: int, start_iteration: int = 0, log_fn: Callable[[str], None] = print,
+          time_deadline: float | None = None) -> int:
+    """Runs meta-iterations `start_iteration .. meta_iters - 1`.
+
+    At iteration `i`: one meta-step with the annealed step size; if
+    `i % eval_interval == 0`, one evaluation task per monitored split (the
+    accuracy is written as scalar `accuracy` at step `i` to that split's
+    writer, and `batch <i>: train=<acc> test=<acc>` is logged); if
+    `i % 100 == 0` or `i` is the last iteration, `save(i)`.
+
+    Args:
+      algorithm: a `Reptile`-like object.
+      tasks: meta-batches of training episodes, the first for `start_iteration`.
+      monitor: split name -> endless evaluation episodes, in print order.
+      writers: split name -> summary writer.
+      save: called with the iteration number to write a checkpoint.
+      time_deadline: `time.time()` after which to stop (after that iteration).
+
+    Returns:
+      The number of the next iteration to run (`meta_iters` when finished).
+    """
+    i = start_iteration
+    for i in range(start_iteration, meta_iters):
+        step = meta_step_size(i, meta_iters, meta_step, meta_step_final)
+        algorithm.meta_step(next(tasks), step)
+        if i % eval_interval == 0:
+            accs = {}
+            for name, episodes in monitor.items():
+                accs[name] = count_correct(algorithm, next(episodes)) / num_classes
+                with writers[name].as_default():
+                    tf.summary.scalar("accuracy", accs[name], step=i)
+                writers[name].flush()
+            log_fn("batch %d: %s" % (i, " ".join("%s=%f" % kv for kv in accs.items())))
+        if i % 100 == 0 or i == meta_iters - 1:
+            save(i)
+        if time_deadline is not None and time.time() > time_deadline:
+            return i + 1
+    return max(i + 1, start_iteration)
