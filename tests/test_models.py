@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from supervised_reptile import models
+
+
+def _count(model):
+    return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+
+
+def test_parameter_counts_match_the_original():
+    assert _count(models.build_omniglot_model(5)) == 113221
+    assert _count(models.build_omniglot_model(20)) == 117076
+    assert _count(models.build_miniimagenet_model(5)) == 34661
+
+
+def test_shapes_and_logits():
+    m = models.build_omniglot_model(5)
+    out = m(tf.random.uniform([7, 28, 28]), training=True)
+    assert out.shape == (7, 5)
+    # Logits, not probabilities.
+    assert not np.allclose(tf.reduce_sum(out, -1).numpy(), 1.0)
+    assert models.build_miniimagenet_model(3)(tf.random.uniform([2, 84, 84, 3]),
+                                              training=True).shape == (2, 3)
+
+
+def test_batch_statistics_make_outputs_depend_on_the_batch():
+    m = models.build_omniglot_model(5)
+    x = tf.random.uniform([4, 28, 28])
+    alone = m(x[:2], training=True)
+    together = m(x, training=True)[:2]
+    assert not np.allclose(alone.numpy(), together.numpy(), atol=1e-4)
+
+
+def test_seed_determines_initialisation():
+    a = models.build_omniglot_model(5, seed=3).get_weights()
+    b = models.build_omniglot_model(5, seed=3).get_weights()
+    c = models.build_omniglot_model(5, seed=4).get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
+    # Layers get different seeds from one run seed: conv 2 and 3 have equal shapes.
+    kernels = [v.numpy() for v in models.build_omniglot_model(5, seed=3).trainable_variables
+               if v.path.endswith("kernel") and v.shape == (3, 3, 64, 64)]
+    assert len(kernels) == 3 and not np.array_equal(kernels[0], kernels[1])
+
+
+def test_bad_num_classes():
+    with pytest.raises(ValueError, match="got 0"):
+        models.build_omniglot_model(0)
