@@ -1,0 +1,93 @@
+"""The run scripts as users run them: real subprocesses, checkpoints and event files."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import REPO, make_miniimagenet, make_omniglot
+
+
+def _run(script, *args, cwd):
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, os.path.join(REPO, script), *args], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def _accuracies(path):
+    acc = EventAccumulator(path, size_guidance={"tensors": 0})
+    acc.Reload()
+    return {e.step: float(e.tensor_proto.float_val[0] if e.tensor_proto.float_val else
+                          __import__("tensorflow").make_ndarray(e.tensor_proto))
+            for e in acc.Tensors("accuracy")}
+
+
+FAST = ["--meta-iters", "12", "--eval-interval", "5", "--eval-samples", "6",
+        "--eval-iters", "3", "--inner-iters", "2", "--meta-batch", "2"]
+
+
+@pytest.mark.slow
+def test_omniglot_train_checkpoint_events_and_pretrained(tmp_path):
+    data = make_omniglot(tmp_path / "omni", alphabets=3, characters=5)
+    out = _run("run_omniglot.py", "--data-dir", data, "--train-characters", "10",
+               "--checkpoint", "ck", "--shots", "1", "--train-shots", "3", *FAST, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "Training..."
+    assert [l.split(":")[0] for l in lines[1:4]] == ["batch 0", "batch 5", "batch 10"]
+    assert all(re.fullmatch(r"batch \d+: train=\d\.\d{6} test=\d\.\d{6}", l) for l in lines[1:4])
+    assert lines[4] == "Evaluating..."
+    train_acc = re.fullmatch(r"Train accuracy: ([0-9.]+)", lines[5]).group(1)
+    test_acc = re.fullmatch(r"Test accuracy: ([0-9.]+)", lines[6]).group(1)
+    ck = tmp_path / "ck"
+    assert sorted(p for p in os.listdir(ck) if p.endswith(".index")) == \
+        ["model.ckpt-0.index", "model.ckpt-11.index"]
+    assert json.loads((ck / "config.json").read_text())["train_characters"] == 10
+    for split in ("train", "test"):
+        accs = _accuracies(str(ck / split))
+        assert sorted(accs) == [0, 5, 10]
+        assert all(a in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) for a in map(lambda a: round(a, 6),
+                                                                      accs.values()))
+    printed = {int(l.split()[1][:-1]): float(l.split("test=")[1]) for l in lines[1:4]}
+    assert {k: round(v, 6) for k, v in _accuracies(str(ck / "test")).items()} == printed
+
+    # --pretrained re-evaluates the last checkpoint on the same tasks: same numbers.
+    again = _run("run_omniglot.py", "--data-dir", data, "--train-characters", "10",
+                 "--checkpoint", "ck", "--shots", "1", "--pretrained", *FAST, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == ["Restoring from checkpoint...", "Evaluating...",
+                                         f"Train accuracy: {train_acc}",
+                                         f"Test accuracy: {test_acc}"]
+
+
+@pytest.mark.slow
+def test_miniimagenet_runs_on_generated_jpegs(tmp_path):
+    data = make_miniimagenet(tmp_path / "mini", classes=(4, 3, 3), images=5)
+    out = _run("run_miniimagenet.py", "--data-dir", data, "--checkpoint", "ck", "--classes", "3",
+               "--shots", "2", "--train-shots", "3", "--inner-batch", "4", "--eval-batch", "3",
+               "--transductive", "--foml", *FAST, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "Training..." and lines[4] == "Evaluating..."
+    assert [l.split(":")[0] for l in lines[5:]] == ["Train accuracy", "Validation accuracy",
+                                                   "Test accuracy"]
+    assert os.path.exists(tmp_path / "ck" / "model.ckpt-11.index")
+
+
+def test_pretrained_without_checkpoint_is_a_clear_error(tmp_path):
+    data = make_omniglot(tmp_path / "omni", alphabets=1, characters=8)
+    out = _run("run_omniglot.py", "--data-dir", data, "--train-characters", "6", "--pretrained",
+               "--checkpoint", "nothing", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == "error: --pretrained: no checkpoint in 'nothing'"
+
+
+def test_foml_tail_with_one_inner_iteration_is_refused(tmp_path):
+    out = _run("run_omniglot.py", "--foml", "--foml-tail", "1", "--inner-iters", "1",
+               "--data-dir", str(tmp_path), cwd=tmp_path)
+    assert out.returncode == 2
+    assert "--foml-tail needs --inner-iters >= 2" in out.stderr
