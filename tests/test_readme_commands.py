@@ -1,0 +1,59 @@
+"""Every command of the README (the original's 8 paper and 10 gradient-combination
+commands) parses and runs: a couple of meta-iterations on generated data."""
+
+import os
+import re
+import shlex
+
+import pytest
+
+from conftest import REPO, make_miniimagenet, make_omniglot
+from supervised_reptile import experiment
+from supervised_reptile.config import parse_args
+
+
+def _readme_commands():
+    text = open(os.path.join(REPO, "README.md")).read()
+    shared = re.search(r'^shared="([^"]*)"', text, re.M).group(1)
+    commands = []
+    for line in text.splitlines():
+        m = re.match(r"python (?:-u )?(run_omniglot|run_miniimagenet)\.py (.*)", line)
+        if m:
+            args = m.group(2).split("|")[0].replace("$shared", shared)
+            commands.append((m.group(1).split("_")[1], shlex.split(args)))
+    return commands
+
+
+COMMANDS = _readme_commands()
+
+
+def test_the_readme_has_all_eighteen_commands():
+    assert len(COMMANDS) == 18
+    assert sum(ds == "miniimagenet" for ds, _ in COMMANDS) == 3
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("readme")
+    # 25 characters: 5 for training (20 classes with rotations), 20 for the
+    # 20-way test split; 20 drawings for --train-shots 20.
+    return {"omniglot": make_omniglot(root / "omniglot", alphabets=5, characters=5),
+            "miniimagenet": make_miniimagenet(root / "mini", classes=(5, 5, 5), images=16)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset,args", COMMANDS, ids=[a[a.index("--checkpoint") + 1]
+                                                        for _, a in COMMANDS])
+def test_readme_command_runs(dataset, args, data, tmp_path):
+    config = parse_args(args, dataset)
+    assert config.meta_iters in (40000, 100000, 200000)  # the command as written
+    extra = ["--meta-iters", "2", "--eval-samples", "2", "--data-dir", data[dataset],
+             "--checkpoint", str(tmp_path / config.checkpoint)]
+    if dataset == "omniglot":
+        extra += ["--train-characters", "5"]
+    lines = []
+    results = experiment.run(parse_args(args + extra, dataset), log_fn=lines.append)
+    assert lines[0] == "Training..." and lines[1].startswith("batch 0: train=")
+    assert set(results) == ({"train", "test"} if dataset == "omniglot"
+                            else {"train", "val", "test"})
+    assert os.path.exists(tmp_path / config.checkpoint / "model.ckpt-1.index")
