@@ -53,24 +53,29 @@ class Reptile:
 
     # -- the inner loop --------------------------------------------------
 
-    def _loss(self, weights, images, labels):
-        logits, _ = self.learner.stateless_call(weights, self._non_trainable, images,
-                                                training=True)
+    def _logits(self, weights, frozen, images):
+        """The task learner's logits with these weights (batch statistics;
+        the updated moving averages that Keras returns are dropped, as the
+        original never updates them)."""
+        return self.learner.stateless_call(weights, frozen, images, training=True)[0]
+
+    def _loss(self, weights, frozen, images, labels):
+        logits = self._logits(weights, frozen, images)
         # The original minimises the per-example loss vector, i.e. its sum.
         return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
 
-    def _step(self, weights, state, images, labels):
+    def _step(self, weights, frozen, state, images, labels):
         """One inner step: weight decay, then one optimizer step on the batch's summed loss."""
         if self.weight_decay != 1.0:
             weights = wmath.scale(weights, self.weight_decay)
         with tf.GradientTape() as tape:
             tape.watch(weights)
-            loss = self._loss(weights, images, labels)
+            loss = self._loss(weights, frozen, images, labels)
         grads = tape.gradient(loss, weights)
         weights, state = self.optimizer.apply(weights, grads, state)
         return weights, state, loss
 
-    def _steps(self, weights, state, images, labels, batches):
+    def _steps(self, weights, frozen, state, images, labels, batches):
         """Inner steps over `batches` (`[num_batches, batch]` indices) in a graph loop.
 
         Returns:
@@ -78,7 +83,8 @@ class Reptile:
         """
         def body(i, w, s, total):
             idx = batches[i]
-            w, s, loss = self._step(w, s, tf.gather(images, idx), tf.gather(labels, idx))
+            w, s, loss = self._step(w, frozen, s, tf.gather(images, idx),
+                                    tf.gather(labels, idx))
             return i + 1, w, s, total + loss
 
         _, weights, state, total = tf.while_loop(
@@ -86,7 +92,7 @@ class Reptile:
             (tf.constant(0), weights, state, tf.constant(0.0)))
         return weights, state, total
 
-    def _adapt(self, weights, state, images, labels, batches, tail):
+    def _adapt(self, weights, frozen, state, images, labels, batches, tail):
         """Runs a task's inner loop.
 
         Returns:
@@ -96,14 +102,19 @@ class Reptile:
             head, last = batches, tail
         else:
             head, last = batches[:-1], batches[-1]
-        weights, state, total = self._steps(weights, state, images, labels, head)
+        weights, state, total = self._steps(weights, frozen, state, images, labels, head)
         before_last = weights
-        weights, state, loss = self._step(weights, state, tf.gather(images, last),
+        weights, state, loss = self._step(weights, frozen, state, tf.gather(images, last),
                                           tf.gather(labels, last))
         steps = tf.cast(tf.shape(head)[0] + 1, tf.float32)
         return weights, before_last, state, (total + loss) / steps
 
     # -- meta-training ---------------------------------------------------
+
+    def _read_model(self):
+        """The meta-weights and the (never used) moving statistics, as tensors."""
+        return ([tf.identity(v) for v in self.model.trainable_variables],
+                [tf.identity(v) for v in self.model.non_trainable_variables])
 
     def task_update(self, old, adapted, before_last):
         """The per-task direction averaged into the meta-update: `adapted - old`."""
@@ -112,12 +123,11 @@ class Reptile:
 
     def _meta_step(self, episodes: TrainEpisode, meta_step_size):
         self.num_traces += 1
-        self._non_trainable = [tf.identity(v) for v in self.model.non_trainable_variables]
-        old = [tf.identity(v) for v in self.model.trainable_variables]
+        old, frozen = self._read_model()
         num_tasks = episodes.images.shape[0]
 
         def body(m, state, total, loss_sum):
-            w, before, state, loss = self._adapt(old, state, episodes.images[m],
+            w, before, state, loss = self._adapt(old, frozen, state, episodes.images[m],
                                                  episodes.labels[m], episodes.batches[m],
                                                  episodes.tail[m])
             return m + 1, state, wmath.add(total, self.task_update(old, w, before)), loss_sum + loss
@@ -146,10 +156,9 @@ class Reptile:
 
     # -- evaluation ------------------------------------------------------
 
-    def _predict(self, weights, support_images, query_images):
+    def _predict(self, weights, frozen, support_images, query_images):
         def logits(images):
-            return self.learner.stateless_call(weights, self._non_trainable, images,
-                                               training=True)[0]
+            return self._logits(weights, frozen, images)
 
         if self.transductive:
             return tf.argmax(logits(query_images), axis=-1, output_type=tf.int32)
@@ -161,12 +170,12 @@ class Reptile:
 
     def _adapt_and_predict(self, episode: EvalEpisode):
         self.num_traces += 1
-        self._non_trainable = [tf.identity(v) for v in self.model.non_trainable_variables]
-        old = [tf.identity(v) for v in self.model.trainable_variables]
+        old, frozen = self._read_model()
         empty_tail = tf.zeros([0], tf.int32)
-        w, _, _, _ = self._adapt(old, self.optimizer.read_state(), episode.support_images,
-                                 episode.support_labels, episode.batches, empty_tail)
-        return self._predict(w, episode.support_images, episode.query_images), w
+        w, _, _, _ = self._adapt(old, frozen, self.optimizer.read_state(),
+                                 episode.support_images, episode.support_labels,
+                                 episode.batches, empty_tail)
+        return self._predict(w, frozen, episode.support_images, episode.query_images), w
 
     def adapt_and_predict(self, episode: EvalEpisode) -> tf.Tensor:
         """Fine-tunes on the support set and predicts the queries, changing no state.

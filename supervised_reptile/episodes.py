@@ -110,17 +110,13 @@ class EvalEpisode(NamedTuple):
     query_labels: tf.Tensor
 
 
-def _check_pool(pool: ClassPool, num_classes: int, num_shots: int, what: str) -> None:
-    if num_classes > pool.num_classes:
-        raise ValueError(f"{what}: --classes {num_classes} is more than the "
-                         f"{pool.num_classes} classes available")
-    if num_shots > pool.min_count:
-        raise ValueError(f"{what}: {num_shots} images per class are needed but the smallest "
-                         f"class has {pool.min_count}")
+class Sampler:
+    """A class pool moved into TensorFlow once, and stateless task sampling from it.
 
-
-class _Sampler:
-    """Stateless sampling of classes, images and batch orders for one pool."""
+    Build one per pool and pass it to every dataset drawn from that pool: each
+    holds its own copy of the images (about 0.8 GB for Mini-ImageNet's
+    training split), and the NumPy pool can be dropped afterwards.
+    """
 
     def __init__(self, pool: ClassPool):
         # A resource variable is captured by reference, so the (possibly
@@ -129,6 +125,16 @@ class _Sampler:
         self.counts = tf.constant(pool.counts, tf.int32)
         self.max_count = pool.images.shape[1]
         self.num_classes = pool.num_classes
+        self.min_count = pool.min_count
+
+    def check(self, num_classes: int, num_shots: int, what: str) -> None:
+        """Raises ValueError if tasks of this size cannot be drawn."""
+        if num_classes > self.num_classes:
+            raise ValueError(f"{what}: --classes {num_classes} is more than the "
+                             f"{self.num_classes} classes available")
+        if num_shots > self.min_count:
+            raise ValueError(f"{what}: {num_shots} images per class are needed but the "
+                             f"smallest class has {self.min_count}")
 
     def images_and_labels(self, key, num_classes: int, num_shots: int):
         """`[N * shots, *shape]` float32 images, class-grouped, and int32 labels."""
@@ -174,7 +180,11 @@ def _task_key(seed: int, stream: int, index):
     return tf.random.experimental.stateless_fold_in(base, tf.cast(index, tf.int64))
 
 
-def train_dataset(pool: ClassPool, spec: TaskSpec, seed: int, meta_batch: int,
+def _sampler(source: "ClassPool | Sampler") -> Sampler:
+    return source if isinstance(source, Sampler) else Sampler(source)
+
+
+def train_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, meta_batch: int,
                   start_iteration: int = 0) -> tf.data.Dataset:
     """An endless dataset of meta-batches of `TrainEpisode`s.
 
@@ -182,8 +192,8 @@ def train_dataset(pool: ClassPool, spec: TaskSpec, seed: int, meta_batch: int,
     `i * meta_batch ... (i + 1) * meta_batch - 1` of the training stream, each
     tensor with a leading `[meta_batch]` axis.
     """
-    _check_pool(pool, spec.num_classes, spec.num_shots, "training tasks")
-    sampler = _Sampler(pool)
+    sampler = _sampler(pool)
+    sampler.check(spec.num_classes, spec.num_shots, "training tasks")
     n, shots, tail = spec.num_classes, spec.num_shots, spec.tail_shots or 0
     rest = _class_positions(n, shots, range(tail, shots))
     tail_idx = _round_positions(n, shots, range(tail))
@@ -203,19 +213,19 @@ def train_dataset(pool: ClassPool, spec: TaskSpec, seed: int, meta_batch: int,
             .prefetch(2))
 
 
-def eval_dataset(pool: ClassPool, spec: TaskSpec, seed: int, stream: int,
+def eval_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, stream: int,
                  num_tasks: int | None = None) -> tf.data.Dataset:
     """`EvalEpisode`s: N x (K + 1) images, one query per class, the rest the support set.
 
     Args:
-      pool: the classes to draw from.
+      pool: the classes to draw from (a `ClassPool`, or its `Sampler`).
       spec: `num_shots` is K (support images per class).
       seed: the run seed.
       stream: which task sequence (e.g. `FINAL_EVAL_STREAM + split`).
       num_tasks: length of the dataset; None for endless.
     """
-    _check_pool(pool, spec.num_classes, spec.num_shots + 1, "evaluation tasks")
-    sampler = _Sampler(pool)
+    sampler = _sampler(pool)
+    sampler.check(spec.num_classes, spec.num_shots + 1, "evaluation tasks")
     n, k = spec.num_classes, spec.num_shots
     query_idx = _round_positions(n, k + 1, [0])
     support_idx = _class_positions(n, k + 1, range(1, k + 1))

@@ -47,7 +47,8 @@ def task_specs(config: Config) -> tuple[episodes.TaskSpec, episodes.TaskSpec]:
 def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, float]:
     """Trains (unless `config.pretrained`) and evaluates; returns split -> accuracy."""
     train_spec, eval_spec = task_specs(config)
-    pools = load_pools(config)
+    # One TensorFlow copy of every split; the NumPy pools are dropped here.
+    pools = {split: episodes.Sampler(pool) for split, pool in load_pools(config).items()}
     algorithm = build_algorithm(config)
     checkpoint = tf.train.Checkpoint(model=algorithm.model, optimizer=algorithm.optimizer)
     manager = tf.train.CheckpointManager(checkpoint, config.checkpoint, max_to_keep=5,
