@@ -120,8 +120,15 @@ class Sampler:
 
     def __init__(self, pool: ClassPool):
         # A resource variable is captured by reference, so the (possibly
-        # gigabyte-sized) pool is never copied into a function graph.
-        self.images = tf.Variable(pool.images, trainable=False, name="pool_images")
+        # gigabyte-sized) pool is never copied into a function graph. Filling
+        # it in place, a few classes at a time, keeps the peak at two copies
+        # (NumPy + TensorFlow); `tf.Variable(array)` briefly needs three.
+        self.images = tf.Variable(tf.zeros(pool.images.shape, tf.uint8), trainable=False,
+                                  name="pool_images")
+        for start in range(0, pool.num_classes, 8):
+            stop = min(start + 8, pool.num_classes)
+            self.images.scatter_update(tf.IndexedSlices(pool.images[start:stop],
+                                                        tf.range(start, stop)))
         self.counts = tf.constant(pool.counts, tf.int32)
         self.max_count = pool.images.shape[1]
         self.num_classes = pool.num_classes
