@@ -46,10 +46,15 @@ class Reptile:
         self.optimizer = optimizer
         optimizer.build(model.trainable_variables)
         self.weight_decay = float(weight_decay)
-        self.transductive = transductive
+        self._transductive = bool(transductive)
         self.num_traces = 0
         self._meta_step_fn = tf.function(self._meta_step, reduce_retracing=True)
         self._predict_fn = tf.function(self._adapt_and_predict, reduce_retracing=True)
+
+    @property
+    def transductive(self) -> bool:
+        """Fixed at construction: it is compiled into the evaluation function."""
+        return self._transductive
 
     # -- the inner loop --------------------------------------------------
 

@@ -191,7 +191,6 @@ def test_evaluation_restores_everything_and_uses_the_trained_adam_state():
 @pytest.mark.parametrize("transductive", [False, True])
 def test_predictions_use_the_original_batches(transductive):
     alg, _, _ = _pair("adam")
-    alg.transductive = transductive
     alg = type(alg)(alg.model, alg.optimizer, transductive=transductive)
     episode = _eval_episode()
     learner = alg.adapt(episode)
