@@ -26,7 +26,6 @@ class InnerOptimizer(tf.Module):
         if not learning_rate > 0:
             raise ValueError(f"learning rate must be > 0, got {learning_rate}")
         self.learning_rate = float(learning_rate)
-        self._slots: list[tf.Variable] = []
         self._built = False
 
     def build(self, trainable_variables: Sequence[tf.Variable]) -> None:
@@ -43,7 +42,7 @@ class InnerOptimizer(tf.Module):
     @property
     def state_variables(self) -> list[tf.Variable]:
         """Every variable holding optimizer state, in a fixed order."""
-        return list(self._slots)
+        return []
 
     def read_state(self) -> tuple:
         """The current state as tensors (see the module docstring)."""
@@ -100,7 +99,10 @@ class Adam(InnerOptimizer):
                   for i, s in enumerate(shapes)]
         self.v = [tf.Variable(tf.zeros(s), trainable=False, name=f"v_{i}")
                   for i, s in enumerate(shapes)]
-        self._slots = [self.step] + self.m + self.v
+
+    @property
+    def state_variables(self):
+        return [self.step] + self.m + self.v
 
     def read_state(self):
         return (tf.identity(self.step), [tf.identity(x) for x in self.m],

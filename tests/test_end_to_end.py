@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import REPO, make_miniimagenet, make_omniglot
@@ -21,9 +22,7 @@ def _run(script, *args, cwd):
 def _accuracies(path):
     acc = EventAccumulator(path, size_guidance={"tensors": 0})
     acc.Reload()
-    return {e.step: float(e.tensor_proto.float_val[0] if e.tensor_proto.float_val else
-                          __import__("tensorflow").make_ndarray(e.tensor_proto))
-            for e in acc.Tensors("accuracy")}
+    return {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("accuracy")}
 
 
 FAST = ["--meta-iters", "12", "--eval-interval", "5", "--eval-samples", "6",
@@ -47,6 +46,10 @@ def test_omniglot_train_checkpoint_events_and_pretrained(tmp_path):
     assert sorted(p for p in os.listdir(ck) if p.endswith(".index")) == \
         ["model.ckpt-0.index", "model.ckpt-11.index"]
     assert json.loads((ck / "config.json").read_text())["train_characters"] == 10
+    # The checkpoint holds the inner Adam state: 12 iterations x 2 tasks x 2 steps.
+    reader = tf.train.load_checkpoint(str(ck / "model.ckpt-11"))
+    assert reader.get_tensor("optimizer/step/.ATTRIBUTES/VARIABLE_VALUE") == 48
+    assert reader.get_tensor("optimizer/v/0/.ATTRIBUTES/VARIABLE_VALUE").any()
     for split in ("train", "test"):
         accs = _accuracies(str(ck / split))
         assert sorted(accs) == [0, 5, 10]
