@@ -7,6 +7,7 @@ time, and never uses (or updates) the moving averages (ORIGINAL.md 4.3).
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 OMNIGLOT_SHAPE = (28, 28)
 MINIIMAGENET_SHAPE = (84, 84, 3)
@@ -17,9 +18,33 @@ def _seeds(seed: int, count: int) -> list[int]:
     return [int(s) for s in np.random.default_rng(seed).integers(0, 2**31 - 1, count)]
 
 
-def _batch_norm():
+@keras.saving.register_keras_serializable(package="supervised_reptile")
+class BatchNorm(keras.layers.BatchNormalization):
+    """Keras batch norm whose `training=True` pass is TensorFlow's fused kernel.
+
+    Same arithmetic as `keras.layers.BatchNormalization(training=True)` (batch
+    mean, biased batch variance, epsilon inside the square root, gamma and
+    beta), about 25% faster per inner step on CPU, with first and second
+    derivatives. It leaves the moving statistics alone, as the original did
+    (they are never used: these models always run in training mode).
+    Inference mode (`training=False`) is Keras' own.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not training or len(inputs.shape) != 4 or self.axis not in (-1, 3):
+            return super().call(inputs, training=training, mask=mask)
+        outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            inputs, self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
+        return outputs
+
+
+def _batch_norm(fused: bool):
     # tf.layers.batch_normalization defaults: momentum 0.99, epsilon 1e-3, gamma and beta.
-    return keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3)
+    # The fused kernel pays off on Mini-ImageNet's 84x84 maps (about 20% per
+    # meta-iteration and evaluation task here) but was slower on Omniglot's
+    # tiny maps (evaluation tasks 84 -> 110 ms), so each model picks its own.
+    cls = BatchNorm if fused else keras.layers.BatchNormalization
+    return cls(momentum=0.99, epsilon=1e-3)
 
 
 def build_omniglot_model(num_classes: int, seed: int = 0) -> keras.Model:
@@ -42,7 +67,7 @@ def build_omniglot_model(num_classes: int, seed: int = 0) -> keras.Model:
     for i in range(4):
         x = keras.layers.Conv2D(64, 3, strides=2, padding="same",
                                 kernel_initializer=keras.initializers.GlorotUniform(seeds[i]))(x)
-        x = _batch_norm()(x)
+        x = _batch_norm(fused=False)(x)
         x = keras.layers.ReLU()(x)
     x = keras.layers.Flatten()(x)
     logits = keras.layers.Dense(num_classes, name="logits",
@@ -69,7 +94,7 @@ def build_miniimagenet_model(num_classes: int, seed: int = 0) -> keras.Model:
     for i in range(4):
         x = keras.layers.Conv2D(32, 3, padding="same",
                                 kernel_initializer=keras.initializers.GlorotUniform(seeds[i]))(x)
-        x = _batch_norm()(x)
+        x = _batch_norm(fused=True)(x)
         x = keras.layers.MaxPooling2D(2, 2, padding="same")(x)
         x = keras.layers.ReLU()(x)
     x = keras.layers.Flatten()(x)

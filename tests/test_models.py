@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -48,3 +49,33 @@ def test_seed_determines_initialisation():
 def test_bad_num_classes():
     with pytest.raises(ValueError, match="got 0"):
         models.build_omniglot_model(0)
+
+
+def test_fused_batch_norm_equals_keras_batch_norm_with_derivatives():
+    x = tf.random.normal([6, 5, 5, 4], seed=1) * 3 + 1
+    ours, theirs = models.BatchNorm(epsilon=1e-3), keras.layers.BatchNormalization(epsilon=1e-3)
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    gamma = tf.random.normal([4], seed=2)
+    for layer in (ours, theirs):
+        layer.gamma.assign(gamma)
+        layer.beta.assign(tf.range(4, dtype=tf.float32) / 10)
+
+    def grads(layer):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = layer(x, training=True)
+                loss = tf.reduce_sum(tf.sin(y))
+            g = inner.gradient(loss, [x, layer.gamma])
+            gg = tf.reduce_sum(g[0] ** 2) + tf.reduce_sum(g[1] ** 2)
+        return y, g, outer.gradient(gg, x)
+
+    (y1, g1, h1), (y2, g2, h2) = grads(ours), grads(theirs)
+    np.testing.assert_allclose(y1.numpy(), y2.numpy(), atol=1e-5)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+    np.testing.assert_allclose(h1.numpy(), h2.numpy(), rtol=1e-3, atol=1e-3)
+    # Moving statistics stay at their initial values, as in the original.
+    np.testing.assert_array_equal(ours.moving_mean.numpy(), np.zeros(4))
