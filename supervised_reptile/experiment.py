@@ -54,7 +54,7 @@ def task_specs(config: Config) -> tuple[episodes.TaskSpec, episodes.TaskSpec]:
 def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, float]:
     """Trains (unless `config.pretrained`) and evaluates; returns split -> accuracy."""
     train_spec, eval_spec = task_specs(config)
-    pools = load_samplers(config)
+    samplers = load_samplers(config)
     algorithm = build_algorithm(config)
     checkpoint = tf.train.Checkpoint(model=algorithm.model, optimizer=algorithm.optimizer)
     manager = tf.train.CheckpointManager(checkpoint, config.checkpoint, max_to_keep=5,
@@ -68,12 +68,12 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
         log_fn("Training...")
         config.save(config.checkpoint)
         monitored = ("train", "test")
-        monitor = {s: iter(episodes.eval_dataset(pools[s], eval_spec, config.seed,
+        monitor = {s: iter(episodes.eval_dataset(samplers[s], eval_spec, config.seed,
                                                  episodes.MONITOR_STREAM + i))
                    for i, s in enumerate(monitored)}
         writers = {s: tf.summary.create_file_writer(os.path.join(config.checkpoint, s))
                    for s in monitored}
-        tasks = iter(episodes.train_dataset(pools["train"], train_spec, config.seed,
+        tasks = iter(episodes.train_dataset(samplers["train"], train_spec, config.seed,
                                             config.meta_batch))
         train(algorithm, tasks, monitor, writers, lambda i: manager.save(checkpoint_number=i),
               meta_iters=config.meta_iters, meta_step=config.meta_step,
@@ -81,8 +81,8 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
               num_classes=config.classes, log_fn=log_fn)
     log_fn("Evaluating...")
     results = {}
-    for i, (split, pool) in enumerate(pools.items()):
-        data = episodes.eval_dataset(pool, eval_spec, config.seed,
+    for i, (split, sampler) in enumerate(samplers.items()):
+        data = episodes.eval_dataset(sampler, eval_spec, config.seed,
                                      episodes.FINAL_EVAL_STREAM + i, config.eval_samples)
         counts = evaluate(algorithm, data, config.eval_samples)
         results[split] = accuracy(counts, config.classes)
