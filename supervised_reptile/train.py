@@ -40,7 +40,6 @@ def train(algorithm, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[
     Returns:
       The number of the next iteration to run (`meta_iters` when finished).
     """
-    i = start_iteration
     for i in range(start_iteration, meta_iters):
         step = meta_step_size(i, meta_iters, meta_step, meta_step_final)
         algorithm.meta_step(next(tasks), step)
@@ -56,4 +55,4 @@ def train(algorithm, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[
             save(i)
         if time_deadline is not None and time.time() > time_deadline:
             return i + 1
-    return max(i + 1, start_iteration)
+    return max(start_iteration, meta_iters)

@@ -60,3 +60,10 @@ def test_schedule_of_evaluations_and_checkpoints(monkeypatch):
     assert saved == [0, 100, 200, 249]
     assert [s[2] for s in scalars] == [0, 0, 100, 100, 200, 200]
     assert writers["test"].flushed == 3
+
+
+def test_nothing_left_to_run_returns_the_start():
+    alg = _FakeAlgorithm()
+    next_it = train(alg, iter(range(10)), {}, {}, lambda i: None, meta_iters=5, meta_step=1.0,
+                    meta_step_final=0.0, eval_interval=1, num_classes=4, start_iteration=5)
+    assert next_it == 5 and alg.steps == []
