@@ -113,9 +113,9 @@ class EvalEpisode(NamedTuple):
 class Sampler:
     """A class pool moved into TensorFlow once, and stateless task sampling from it.
 
-    Build one per pool and pass it to every dataset drawn from that pool: each
-    holds its own copy of the images (about 0.8 GB for Mini-ImageNet's
-    training split), and the NumPy pool can be dropped afterwards.
+    Build one per pool and pass it to every dataset drawn from that pool: a
+    sampler holds a TensorFlow copy of the pool's images (about 0.8 GB for
+    Mini-ImageNet's training split), after which the NumPy pool can be dropped.
     """
 
     def __init__(self, pool: ClassPool):
