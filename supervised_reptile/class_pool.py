@@ -52,9 +52,36 @@ def list_images(class_dir: str, suffix: str) -> list[str]:
     return [os.path.join(class_dir, n) for n in sorted(os.listdir(class_dir)) if n.endswith(suffix)]
 
 
+class BadImageError(ValueError):
+    """Image files that could not be decoded; `bad` lists (path, reason) pairs."""
+
+    def __init__(self, bad: Sequence[tuple[str, str]]):
+        self.bad = list(bad)
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        path, reason = bad[0]
+        super().__init__(f"cannot read image {path!r}: {reason}{more}; pass --skip-bad-images "
+                         "to go on without such files, or list them all with "
+                         "`python -m supervised_reptile.check_data DATA_DIR`")
+
+
+def describe_failure(path: str, err: Exception) -> str:
+    """Why a file did not decode, in words (an HTML/text page is called one)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512).lstrip().lower()
+    except OSError:
+        head = b""
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
+        return "it is an HTML/XML page, not an image (a failed download saved as an image?)"
+    if not head:
+        return "the file is empty (an interrupted download?)"
+    return f"{type(err).__name__}: {err}"
+
+
 def decode_classes(class_files: Sequence[Sequence[str]], decode: Callable[[str], np.ndarray],
                    image_shape: tuple[int, ...], names: Sequence[str],
-                   workers: int | None = None) -> ClassPool:
+                   workers: int | None = None,
+                   on_skip: Callable[[str], None] | None = None) -> ClassPool:
     """Decodes every file once into a padded `ClassPool`.
 
     Args:
@@ -63,6 +90,12 @@ def decode_classes(class_files: Sequence[Sequence[str]], decode: Callable[[str],
       image_shape: the decoded shape.
       names: a name per class.
       workers: decoding threads (Pillow releases the GIL while decoding).
+      on_skip: None to raise `BadImageError` for files that do not decode;
+        otherwise such files are left out of their class and `on_skip` is
+        called with a line naming each.
+
+    Raises:
+      BadImageError: (with `on_skip=None`) listing every file that failed.
     """
     max_count = max((len(f) for f in class_files), default=0)
     images = np.zeros((len(class_files), max_count) + tuple(image_shape), np.uint8)
@@ -70,9 +103,23 @@ def decode_classes(class_files: Sequence[Sequence[str]], decode: Callable[[str],
 
     def _work(job):
         c, i, path = job
-        images[c, i] = decode(path)
+        try:
+            images[c, i] = decode(path)
+        except Exception as err:  # noqa: BLE001 - any decoder failure on any file is reported
+            return c, i, path, describe_failure(path, err)
+        return None
 
     with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 1) + 1)) as pool:
-        list(pool.map(_work, jobs))
+        bad = [b for b in pool.map(_work, jobs) if b is not None]
     counts = np.array([len(f) for f in class_files], np.int32)
+    if bad and on_skip is None:
+        raise BadImageError([(path, reason) for _, _, path, reason in bad])
+    for c in sorted({b[0] for b in bad}):
+        skipped = {i for bc, i, _, _ in bad if bc == c}
+        keep = [i for i in range(counts[c]) if i not in skipped]
+        images[c, :len(keep)] = images[c, keep]
+        images[c, len(keep):] = 0
+        counts[c] = len(keep)
+    for _, _, path, reason in bad:
+        on_skip(f"skipped unreadable image {path!r}: {reason}")
     return ClassPool(images, counts, tuple(names))

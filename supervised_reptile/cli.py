@@ -3,6 +3,7 @@
 import sys
 from typing import Sequence
 
+from supervised_reptile import guard
 from supervised_reptile.config import parse_args
 
 
@@ -10,13 +11,23 @@ def main(argv: Sequence[str], dataset: str) -> int:
     """Parses flags, runs, and turns expected failures into one-line errors.
 
     Returns:
-      The process exit status: 0 on success, 2 for bad flags or data.
+      The process exit status: 0 on success, 2 for bad flags or data, 1 when
+      training diverged or a checkpoint could not be written, 130 after Ctrl-C.
     """
     config = parse_args(argv, dataset)
-    from supervised_reptile.experiment import run  # imports TensorFlow
     try:
+        from supervised_reptile.experiment import run  # imports TensorFlow
         run(config, log_fn=lambda line: print(line, flush=True))
-    except (ValueError, FileNotFoundError) as err:
+    except KeyboardInterrupt:  # before training, or a second Ctrl-C
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except guard.Interrupted as err:
+        print(f"{err} in {config.checkpoint!r}", file=sys.stderr)
+        return 130
+    except (guard.NonFiniteLoss, guard.CheckpointWriteError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -47,6 +47,8 @@ class Config:
       foml: first-order MAML instead of Reptile.
       foml_tail: with `foml`, shots per class held out for the final inner batch.
       sgd: plain SGD instead of Adam (beta1=0) in the inner loop.
+      skip_bad_images: leave out image files that do not decode (each is
+        named in a warning) instead of stopping with an error.
     """
 
     dataset: str = "omniglot"
@@ -75,6 +77,8 @@ class Config:
     foml: bool = False
     foml_tail: int | None = None
     sgd: bool = False
+    # -- errors (issue 5) --
+    skip_bad_images: bool = False
 
     @property
     def effective_train_shots(self) -> int:
@@ -146,10 +150,32 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
     if dataset == "omniglot":
         p.add_argument("--train-characters", help="characters in the training split (the rest "
                        "are the test split)", default=d.train_characters, type=int)
+    _add_errors_flags(p, d)
     names = sorted(k for k, (ds, _) in PRESETS.items() if ds == dataset)
     p.add_argument("--preset", choices=names, default=None,
                    help="start from a paper command's settings (explicit flags override them)")
     return p
+
+
+def _add_errors_flags(p: argparse.ArgumentParser, d: Config) -> None:
+    """Flags of issue 5 (bad input and broken data)."""
+    p.add_argument("--skip-bad-images", action="store_true", default=d.skip_bad_images,
+                   help="leave out image files that do not decode (each is named in a "
+                   "warning) instead of stopping with an error")
+
+
+def parse_check_data_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Flags of `python -m supervised_reptile.check_data` (data_dir, dataset, decode)."""
+    p = argparse.ArgumentParser(prog="python -m supervised_reptile.check_data",
+                                description="Check a dataset directory: layout, images per "
+                                "class and split against the original's, unreadable images.")
+    p.add_argument("data_dir", help="e.g. data/omniglot or data/miniimagenet")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="default: miniimagenet if DATA_DIR has train/, val/ or test/, "
+                   "else omniglot")
+    p.add_argument("--no-decode", dest="decode", action="store_false",
+                   help="only count files; do not open every image")
+    return p.parse_args(argv)
 
 
 def parse_args(argv: Sequence[str] | None, dataset: str) -> Config:

@@ -6,7 +6,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from supervised_reptile import episodes, miniimagenet, models, omniglot
+from supervised_reptile import episodes, guard, miniimagenet, models, omniglot, validate
 from supervised_reptile.algorithms import FOML, Reptile
 from supervised_reptile.config import Config
 from supervised_reptile.evaluate import accuracy, evaluate
@@ -25,10 +25,13 @@ def load_samplers(config: Config) -> dict[str, episodes.Sampler]:
     the images take about 1.3 GB once loaded (a full-size synthetic
     measurement peaked at 2.4 GB for the whole process, TensorFlow included).
     """
+    on_skip = validate.warn if config.skip_bad_images else None
     if config.dataset == "omniglot":
-        train_pool, test_pool = omniglot.load(config.data_dir, config.train_characters, config.seed)
+        train_pool, test_pool = omniglot.load(config.data_dir, config.train_characters, config.seed,
+                                              on_skip)
         return {"train": episodes.Sampler(train_pool), "test": episodes.Sampler(test_pool)}
-    return {split: episodes.Sampler(miniimagenet.load_split(os.path.join(config.data_dir, split)))
+    return {split: episodes.Sampler(miniimagenet.load_split(os.path.join(config.data_dir, split),
+                                                            on_skip))
             for split in miniimagenet.SPLITS}
 
 
@@ -53,6 +56,7 @@ def task_specs(config: Config) -> tuple[episodes.TaskSpec, episodes.TaskSpec]:
 
 def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, float]:
     """Trains (unless `config.pretrained`) and evaluates; returns split -> accuracy."""
+    validate.before_run(config)
     train_spec, eval_spec = task_specs(config)
     samplers = load_samplers(config)
     algorithm = build_algorithm(config)
@@ -75,10 +79,13 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
                    for s in monitored}
         tasks = iter(episodes.train_dataset(samplers["train"], train_spec, config.seed,
                                             config.meta_batch))
-        train(algorithm, tasks, monitor, writers, lambda i: manager.save(checkpoint_number=i),
-              meta_iters=config.meta_iters, meta_step=config.meta_step,
-              meta_step_final=config.meta_step_final, eval_interval=config.eval_interval,
-              num_classes=config.classes, log_fn=log_fn)
+        save = guard.guarded_save(lambda i: manager.save(checkpoint_number=i),
+                                  config.checkpoint, algorithm.model.trainable_variables)
+        with guard.stop_on_sigint() as stop:
+            train(algorithm, tasks, monitor, writers, save,
+                  meta_iters=config.meta_iters, meta_step=config.meta_step,
+                  meta_step_final=config.meta_step_final, eval_interval=config.eval_interval,
+                  num_classes=config.classes, log_fn=log_fn, stop=stop)
     log_fn("Evaluating...")
     results = {}
     for i, (split, sampler) in enumerate(samplers.items()):

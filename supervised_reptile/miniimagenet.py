@@ -35,13 +35,13 @@ def list_classes(split_dir: str) -> list[str]:
             if n.startswith("n") and os.path.isdir(os.path.join(split_dir, n))]
 
 
-def load_split(split_dir: str) -> ClassPool:
-    """Decodes one split into a pool."""
+def load_split(split_dir: str, on_skip=None) -> ClassPool:
+    """Decodes one split into a pool (`on_skip`: see `class_pool.decode_classes`)."""
     classes = list_classes(split_dir)
     if not classes:
         raise FileNotFoundError(f"no n*/ class directories in {split_dir!r}")
     return decode_classes([list_images(c, ".JPEG") for c in classes], read_image,
-                          (IMAGE_SIZE, IMAGE_SIZE, 3), classes)
+                          (IMAGE_SIZE, IMAGE_SIZE, 3), classes, on_skip=on_skip)
 
 
 def load(data_dir: str) -> tuple[ClassPool, ClassPool, ClassPool]:

@@ -65,15 +65,15 @@ def read_image(path: str) -> np.ndarray:
         return np.asarray(small.convert("L"), np.uint8)
 
 
-def load_pool(chars: list[str], rotations=(0,)) -> ClassPool:
+def load_pool(chars: list[str], rotations=(0,), on_skip=None) -> ClassPool:
     """Decodes characters into a pool; each rotation of a character is its own class.
 
     Classes are ordered character-major: `(char0, rot0), (char0, rot90), ...`.
     Rotation is counter-clockwise, equal to Pillow's `rotate(angle)` on these
-    square images.
+    square images. `on_skip`: see `class_pool.decode_classes`.
     """
     base = decode_classes([list_images(c, ".png") for c in chars], read_image,
-                          (IMAGE_SIZE, IMAGE_SIZE), chars)
+                          (IMAGE_SIZE, IMAGE_SIZE), chars, on_skip=on_skip)
     if tuple(rotations) == (0,):
         return base
     images = np.stack([np.rot90(base.images, k=r // 90, axes=(2, 3)) for r in rotations], axis=1)
@@ -83,7 +83,8 @@ def load_pool(chars: list[str], rotations=(0,)) -> ClassPool:
     return ClassPool(np.ascontiguousarray(images), counts, names)
 
 
-def load(data_dir: str, num_train: int = 1200, seed: int = 0) -> tuple[ClassPool, ClassPool]:
+def load(data_dir: str, num_train: int = 1200, seed: int = 0,
+         on_skip=None) -> tuple[ClassPool, ClassPool]:
     """Train (augmented with rotations) and test pools, as the original builds them."""
     train, test = split_characters(list_characters(data_dir), num_train, seed)
-    return load_pool(train, ROTATIONS), load_pool(test)
+    return load_pool(train, ROTATIONS, on_skip), load_pool(test, on_skip=on_skip)

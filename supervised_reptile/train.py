@@ -5,6 +5,7 @@ from typing import Callable, Iterator
 
 import tensorflow as tf
 
+from supervised_reptile import guard
 from supervised_reptile.evaluate import count_correct
 from supervised_reptile.episodes import EvalEpisode, TrainEpisode
 
@@ -20,7 +21,7 @@ def train(algorithm, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[
           writers: dict[str, tf.summary.SummaryWriter], save: Callable[[int], None], *,
           meta_iters: int, meta_step: float, meta_step_final: float, eval_interval: int,
           num_classes: int, start_iteration: int = 0, log_fn: Callable[[str], None] = print,
-          time_deadline: float | None = None) -> int:
+          time_deadline: float | None = None, stop: guard.StopFlag | None = None) -> int:
     """Runs meta-iterations `start_iteration .. meta_iters - 1`.
 
     At iteration `i`: one meta-step with the annealed step size; if
@@ -36,13 +37,20 @@ def train(algorithm, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[
       writers: split name -> summary writer.
       save: called with the iteration number to write a checkpoint.
       time_deadline: `time.time()` after which to stop (after that iteration).
+      stop: when `stop.requested` (Ctrl-C), the current iteration is saved and
+        `guard.Interrupted` raised.
+
+    Raises:
+      guard.NonFiniteLoss: a meta-step's loss is NaN or infinite (checked
+        before anything of that iteration is saved).
+      guard.Interrupted: after `stop` was requested.
 
     Returns:
       The number of the next iteration to run (`meta_iters` when finished).
     """
     for i in range(start_iteration, meta_iters):
         step = meta_step_size(i, meta_iters, meta_step, meta_step_final)
-        algorithm.meta_step(next(tasks), step)
+        guard.check_finite(algorithm.meta_step(next(tasks), step), i)
         if i % eval_interval == 0:
             accs = {}
             for name, episodes in monitor.items():
@@ -51,8 +59,11 @@ def train(algorithm, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[
                     tf.summary.scalar("accuracy", accs[name], step=i)
                 writers[name].flush()
             log_fn("batch %d: %s" % (i, " ".join("%s=%f" % kv for kv in accs.items())))
-        if i % 100 == 0 or i == meta_iters - 1:
+        stopping = stop is not None and stop.requested
+        if i % 100 == 0 or i == meta_iters - 1 or stopping:
             save(i)
+        if stopping:
+            raise guard.Interrupted(i)
         if time_deadline is not None and time.time() > time_deadline:
             return i + 1
     return max(start_iteration, meta_iters)
