@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from supervised_reptile.class_pool import PIXEL_SCALE, ClassPool, decode_classes, list_images
+from supervised_reptile.class_pool import (PIXEL_SCALE, BadImageError, ClassPool, decode_classes,
+                                           list_images)
 
 
 def _fake_decode(path):
@@ -106,3 +107,71 @@ def test_list_images_sorted_and_suffix_case_sensitive(tmp_path):
     assert list_images(str(tmp_path), ".png") == [
         os.path.join(str(tmp_path), n) for n in ["0.png", "a.png", "b.png"]]
     assert list_images(str(tmp_path), ".PNG") == [os.path.join(str(tmp_path), "c.PNG")]
+
+
+# -- unreadable images (issue 5) ------------------------------------------------
+
+def _valid_bytes(kind, rng):
+    from io import BytesIO
+    from PIL import Image
+    arr = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    buf = BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG" if kind == "png" else "JPEG")
+    return buf.getvalue()
+
+
+def _fuzz_file(kind, rng, valid):
+    """Random bytes, a valid header then random bytes, a truncated file, or flipped bytes."""
+    mode = rng.integers(4)
+    if mode == 0:
+        return rng.bytes(int(rng.integers(0, 2000)))
+    if mode == 1:
+        return valid[:int(rng.integers(8, 64))] + rng.bytes(int(rng.integers(0, 2000)))
+    if mode == 2:
+        return valid[:int(rng.integers(0, len(valid)))]
+    data = bytearray(valid)
+    for pos in rng.integers(0, len(data), int(rng.integers(1, 20))):
+        data[pos] = int(rng.integers(256))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg"])
+def test_fuzzed_files_give_only_the_clear_error(tmp_path, kind):
+    """Random bytes as PNG/JPEG through the real loaders: BadImageError or a decode."""
+    from supervised_reptile import miniimagenet, omniglot
+    rng = np.random.default_rng(5)
+    valid = _valid_bytes(kind, rng)
+    read, shape, suffix = ((omniglot.read_image, (28, 28), ".png") if kind == "png" else
+                           (miniimagenet.read_image, (84, 84, 3), ".JPEG"))
+    paths = []
+    for i in range(60):
+        paths.append(str(tmp_path / f"f{i:02d}{suffix}"))
+        with open(paths[-1], "wb") as f:
+            f.write(valid if i == 0 else _fuzz_file(kind, rng, valid))
+    skipped = []
+    pool = decode_classes([paths], read, shape, ["c"], on_skip=skipped.append)
+    assert pool.counts[0] + len(skipped) == len(paths)
+    assert 10 < len(skipped) < len(paths)  # at least the intact file decodes
+    assert all(line.startswith("skipped unreadable image '") for line in skipped)
+    with pytest.raises(BadImageError) as exc:
+        decode_classes([paths], read, shape, ["c"])
+    assert len(exc.value.bad) == len(skipped)
+    assert str(exc.value).startswith(f"cannot read image {exc.value.bad[0][0]!r}")
+
+
+def test_skipping_bad_images_keeps_the_good_ones_in_order(tmp_path):
+    from supervised_reptile import omniglot
+    from conftest import make_omniglot
+    chars = omniglot.list_characters(make_omniglot(tmp_path / "o", 1, 2, drawings=4))
+    files = [list_images(c, ".png") for c in chars]
+    clean = decode_classes(files, omniglot.read_image, (28, 28), chars)
+    with open(files[1][1], "wb") as f:
+        f.write(b"<html><body>502 Bad Gateway</body></html>")
+    skipped = []
+    pool = decode_classes(files, omniglot.read_image, (28, 28), chars, on_skip=skipped.append)
+    assert pool.counts.tolist() == [4, 3]
+    np.testing.assert_array_equal(pool.images[0], clean.images[0])
+    np.testing.assert_array_equal(pool.images[1, :3], clean.images[1, [0, 2, 3]])
+    assert not pool.images[1, 3].any()
+    assert skipped == [f"skipped unreadable image {files[1][1]!r}: it is an HTML/XML page, not "
+                       "an image (a failed download saved as an image?)"]
