@@ -12,7 +12,8 @@
 # Each dataset is assembled in a temporary folder $DATA_DIR/.fetch_tmp.XXXXXX,
 # which is removed on exit; the dataset folder appears only through a single
 # `mv` once it is complete and checked, so an interrupted or failed run leaves
-# no half dataset behind (it also keeps nothing: a new run starts over).
+# no half dataset behind (it also keeps nothing: a new run starts over, and
+# removes the temporary folders of runs that were killed outright).
 #
 # Environment variables:
 #   DATA_DIR                   where the datasets go (default: data, relative
@@ -91,8 +92,22 @@ done
 (( FETCH_JOBS >= 1 )) || die "FETCH_JOBS must be at least 1"
 
 mkdir -p "$DATA_DIR"
+# A run killed outright (SIGKILL, power loss) cannot remove its temporary
+# folder; remove those whose recorded process is gone, so that re-running
+# starts over cleanly instead of leaving gigabytes behind.
+for stale in "$DATA_DIR"/.fetch_tmp.*; do
+  [[ -d $stale && -f $stale/pid ]] || continue
+  owner=$(cat "$stale/pid" 2>/dev/null || true)
+  if [[ $owner =~ ^[0-9]+$ ]] && kill -0 "$owner" 2>/dev/null; then
+    echo "$PROG: $stale belongs to running process $owner; leaving it alone"
+  else
+    echo "$PROG: removing $stale, left by an interrupted run"
+    rm -rf "$stale"
+  fi
+done
 TMP=$(mktemp -d "$DATA_DIR/.fetch_tmp.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
+echo $$ > "$TMP/pid"
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP

@@ -9,8 +9,10 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import threading
+import time
 import zipfile
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -82,6 +84,7 @@ class RangeHandler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
     def do_GET(self):
+        time.sleep(getattr(self.server, "delay", 0))
         self._send(True)
 
     def do_HEAD(self):
@@ -379,3 +382,39 @@ def test_unknown_argument(tmp_path):
     assert res.returncode != 0
     assert "cifar" in res.stderr
     assert not (tmp_path / "data").exists()
+
+
+# -------------------------------------------------- interrupted runs (issue 5)
+
+def test_ctrl_c_leaves_nothing_and_a_rerun_completes(tmp_path, server, omniglot_zips):
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env.update({k: str(v) for k, v in omniglot_env(server).items()}, DATA_DIR="data")
+    server.delay = 3
+    proc = subprocess.Popen(["bash", str(SCRIPT), "omniglot"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    assert proc.stdout.readline().startswith("omniglot: downloading")
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert os.listdir(tmp_path / "data") == []
+    server.delay = 0
+    res = run_script(tmp_path, "omniglot", DATA_DIR="data", **omniglot_env(server))
+    assert res.returncode == 0, res.stderr
+    assert files_under(tmp_path / "data" / "omniglot") == omniglot_zips
+
+
+def test_rerun_removes_the_temporary_folder_of_a_killed_run(tmp_path, server, omniglot_zips):
+    data = tmp_path / "data"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale, live = data / ".fetch_tmp.KILLED", data / ".fetch_tmp.RUNNING"
+    for folder, pid in ((stale, dead.pid), (live, os.getpid())):
+        (folder / "omniglot").mkdir(parents=True)
+        (folder / "pid").write_text(f"{pid}\n")
+    res = run_script(tmp_path, "omniglot", DATA_DIR=data, **omniglot_env(server))
+    assert res.returncode == 0, res.stderr
+    assert f"removing {stale}, left by an interrupted run" in res.stdout
+    assert f"{live} belongs to running process {os.getpid()}; leaving it alone" in res.stdout
+    assert sorted(p.name for p in data.iterdir()) == [".fetch_tmp.RUNNING", "omniglot"]
