@@ -47,6 +47,11 @@ class Config:
       foml: first-order MAML instead of Reptile.
       foml_tail: with `foml`, shots per class held out for the final inner batch.
       sgd: plain SGD instead of Adam (beta1=0) in the inner loop.
+      distribute: "none", "mirrored" (all GPUs, or `cpu_devices` logical CPU
+        devices) or "multi-worker" (processes configured by `TF_CONFIG`): the
+        meta-batch's tasks are spread over the replicas (`distribute.py`).
+      cpu_devices: with `distribute="mirrored"` and no GPU, how many logical
+        CPU devices to split the CPU into (for testing the distributed path).
     """
 
     dataset: str = "omniglot"
@@ -75,6 +80,9 @@ class Config:
     foml: bool = False
     foml_tail: int | None = None
     sgd: bool = False
+    # -- distribution (issue 6) --
+    distribute: str = "none"
+    cpu_devices: int = 1
 
     @property
     def effective_train_shots(self) -> int:
@@ -146,10 +154,24 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
     if dataset == "omniglot":
         p.add_argument("--train-characters", help="characters in the training split (the rest "
                        "are the test split)", default=d.train_characters, type=int)
+    _add_distribute_flags(p, d)
     names = sorted(k for k, (ds, _) in PRESETS.items() if ds == dataset)
     p.add_argument("--preset", choices=names, default=None,
                    help="start from a paper command's settings (explicit flags override them)")
     return p
+
+
+def _add_distribute_flags(p: argparse.ArgumentParser, d: Config) -> None:
+    p.add_argument("--distribute", choices=("none", "mirrored", "multi-worker"),
+                   default=d.distribute,
+                   help="spread each meta-batch's tasks over replicas: 'mirrored' = the GPUs "
+                   "of this machine (or --cpu-devices logical CPUs), 'multi-worker' = processes "
+                   "listed in TF_CONFIG. Updates are averaged by all-reduce; each replica "
+                   "carries its own inner Adam state through its tasks and the states are "
+                   "averaged after every meta-iteration, so only a state-free inner loop "
+                   "(--sgd) reproduces a single-device run exactly (see README)")
+    p.add_argument("--cpu-devices", default=d.cpu_devices, type=int,
+                   help="with --distribute mirrored and no GPU: logical CPU devices to use")
 
 
 def parse_args(argv: Sequence[str] | None, dataset: str) -> Config:

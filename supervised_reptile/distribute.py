@@ -102,6 +102,26 @@ def worker_description() -> str:
     return f"{task['type']}:{task['index']}" if task else "single"
 
 
+class WorkerLostError(RuntimeError):
+    """A peer of a multi-worker run stopped answering (crashed, killed or cut off)."""
+
+
+#: What a collective raises when a peer is gone or too slow.
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+               tf.errors.CancelledError, tf.errors.AbortedError)
+
+
+def worker_lost(err: tf.errors.OpError, latest_checkpoint: str | None) -> WorkerLostError:
+    """The one-line error a user gets when a peer dies mid-run."""
+    reason = next((line.strip() for line in err.message.splitlines()
+                   if "aborted" in line or "Deadline" in line), err.message.splitlines()[0])
+    saved = (f"the last checkpoint, {latest_checkpoint}, is intact: start every worker again "
+             "with the same command to resume from it" if latest_checkpoint
+             else "no checkpoint was written yet")
+    return WorkerLostError(f"worker {worker_description()} lost contact with a peer "
+                           f"({type(err).__name__}: {reason}); {saved}")
+
+
 class DistributedMetaStep:
     """Runs an algorithm's meta-iterations and evaluations across replicas.
 
@@ -147,6 +167,10 @@ class DistributedMetaStep:
     def meta_step(self, episodes: TrainEpisode, meta_step_size: float) -> dict:
         """One meta-iteration over a meta-batch (every replica is given all of it)."""
         return self._step_fn(episodes, tf.constant(meta_step_size, tf.float32))
+
+    def adapt_and_predict(self, episode: EvalEpisode) -> tf.Tensor:
+        """One task on this process's first replica (monitoring)."""
+        return self.algorithm.adapt_and_predict(episode)
 
     def _replica_count(self, episodes: EvalEpisode):
         ctx = tf.distribute.get_replica_context()
