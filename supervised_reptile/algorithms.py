@@ -116,7 +116,7 @@ class Reptile:
 
     # -- meta-training ---------------------------------------------------
 
-    def _read_model(self):
+    def read_model(self):
         """The meta-weights and the (never used) moving statistics, as tensors."""
         return ([tf.identity(v) for v in self.model.trainable_variables],
                 [tf.identity(v) for v in self.model.non_trainable_variables])
@@ -126,26 +126,77 @@ class Reptile:
         del before_last
         return wmath.subtract(adapted, old)
 
-    def _meta_step(self, episodes: TrainEpisode, meta_step_size):
-        self.num_traces += 1
-        old, frozen = self._read_model()
+    def run_task(self, old, frozen, state, episodes: TrainEpisode, m):
+        """Task `m` of a meta-batch: its inner loop from `old`, and its update.
+
+        Args:
+          old: the meta-weights as tensors; frozen: the non-trainable ones.
+          state: the inner optimizer state the task starts from.
+          episodes: a `TrainEpisode` with a leading `[meta_batch]` axis.
+          m: int32 scalar, the task's index in the meta-batch.
+
+        Returns:
+          `(update, state, mean_inner_loss)`: `task_update` of the task (a list
+          shaped like `old`) and the optimizer state after its inner loop.
+        """
+        w, before, state, loss = self._adapt(old, frozen, state, episodes.images[m],
+                                             episodes.labels[m], episodes.batches[m],
+                                             episodes.tail[m])
+        return self.task_update(old, w, before), state, loss
+
+    def task_updates(self, old, frozen, state, episodes: TrainEpisode, first=0, stride=1):
+        """Runs tasks `first, first + stride, ...` of a meta-batch one after
+        another, the inner optimizer state flowing from task to task (the
+        original's sharing); `stride > 1` gives each of several replicas its share.
+
+        Returns:
+          `(updates, losses, state)`: `updates` a list of `[meta_batch, *w.shape]`
+          stacks with task m's update in slot m (zeros for tasks not run here),
+          `losses` float32 `[meta_batch]` mean inner losses (0 where not run),
+          and the state after the last task run.
+        """
         num_tasks = episodes.images.shape[0]
 
-        def body(m, state, total, loss_sum):
-            w, before, state, loss = self._adapt(old, frozen, state, episodes.images[m],
-                                                 episodes.labels[m], episodes.batches[m],
-                                                 episodes.tail[m])
-            return m + 1, state, wmath.add(total, self.task_update(old, w, before)), loss_sum + loss
+        def body(m, state, updates, losses):
+            update, state, loss = self.run_task(old, frozen, state, episodes, m)
+            updates = [tf.tensor_scatter_nd_update(s, [[m]], u[None])
+                       for s, u in zip(updates, update)]
+            return m + stride, state, updates, tf.tensor_scatter_nd_update(
+                losses, [[m]], loss[None])
 
-        _, state, total, loss_sum = tf.while_loop(
+        _, state, updates, losses = tf.while_loop(
             lambda m, *_: m < num_tasks, body,
-            (tf.constant(0), self.optimizer.read_state(), [tf.zeros_like(w) for w in old],
-             tf.constant(0.0)))
+            (tf.convert_to_tensor(first, tf.int32), state,
+             [tf.zeros([num_tasks] + w.shape) for w in old], tf.zeros([num_tasks])))
+        return updates, losses, state
+
+    def apply_meta_update(self, old, updates, losses, meta_step_size) -> dict:
+        """Assigns `old + meta_step_size * mean(updates)` to the meta-model.
+
+        The tasks' updates are summed in task order from stacked slots, so a
+        distributed run that fills the slots on several replicas gets the
+        same bits as a single device.
+
+        Returns:
+          `{"inner_loss": mean of losses}`.
+        """
+        num_tasks = losses.shape[0]
+        total, loss_sum = [tf.zeros_like(w) for w in old], tf.constant(0.0)
+        for m in range(num_tasks):
+            total = [t + u[m] for t, u in zip(total, updates)]
+            loss_sum = loss_sum + losses[m]
         new = wmath.add(old, wmath.scale(total, meta_step_size / num_tasks))
         for var, value in zip(self.model.trainable_variables, new):
             var.assign(value)
-        self.optimizer.assign_state(state)
         return {"inner_loss": loss_sum / num_tasks}
+
+    def _meta_step(self, episodes: TrainEpisode, meta_step_size):
+        self.num_traces += 1
+        old, frozen = self.read_model()
+        updates, losses, state = self.task_updates(old, frozen, self.optimizer.read_state(),
+                                                   episodes)
+        self.optimizer.assign_state(state)
+        return self.apply_meta_update(old, updates, losses, meta_step_size)
 
     def meta_step(self, episodes: TrainEpisode, meta_step_size: float) -> dict:
         """One outer iteration on a meta-batch of tasks.
@@ -175,7 +226,7 @@ class Reptile:
 
     def _adapt_and_predict(self, episode: EvalEpisode):
         self.num_traces += 1
-        old, frozen = self._read_model()
+        old, frozen = self.read_model()
         empty_tail = tf.zeros([0], tf.int32)
         w, _, _, _ = self._adapt(old, frozen, self.optimizer.read_state(),
                                  episode.support_images, episode.support_labels,

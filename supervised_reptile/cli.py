@@ -12,7 +12,8 @@ def main(argv: Sequence[str], dataset: str) -> int:
 
     Returns:
       The process exit status: 0 on success, 2 for bad flags or data, 1 when
-      training diverged or a checkpoint could not be written, 130 after Ctrl-C.
+      training diverged, a checkpoint could not be written or a peer of a
+      multi-worker run was lost, 130 after Ctrl-C.
     """
     config = parse_args(argv, dataset)
     try:
@@ -24,7 +25,7 @@ def main(argv: Sequence[str], dataset: str) -> int:
     except guard.Interrupted as err:
         print(f"{err} in {config.checkpoint!r}", file=sys.stderr)
         return 130
-    except (guard.NonFiniteLoss, guard.CheckpointWriteError) as err:
+    except (guard.NonFiniteLoss, guard.CheckpointWriteError, guard.WorkerLostError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except (ValueError, OSError) as err:

@@ -49,6 +49,11 @@ class Config:
       sgd: plain SGD instead of Adam (beta1=0) in the inner loop.
       skip_bad_images: leave out image files that do not decode (each is
         named in a warning) instead of stopping with an error.
+      distribute: "none", "mirrored" (all GPUs, or `cpu_devices` logical CPU
+        devices) or "multi-worker" (processes configured by `TF_CONFIG`): the
+        meta-batch's tasks are spread over the replicas (`distribute.py`).
+      cpu_devices: with `distribute="mirrored"` and no GPU, how many logical
+        CPU devices to split the CPU into (for testing the distributed path).
     """
 
     dataset: str = "omniglot"
@@ -79,6 +84,9 @@ class Config:
     sgd: bool = False
     # -- errors (issue 5) --
     skip_bad_images: bool = False
+    # -- distribution (issue 6) --
+    distribute: str = "none"
+    cpu_devices: int = 1
 
     @property
     def effective_train_shots(self) -> int:
@@ -151,6 +159,7 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
         p.add_argument("--train-characters", help="characters in the training split (the rest "
                        "are the test split)", default=d.train_characters, type=int)
     _add_errors_flags(p, d)
+    _add_distribute_flags(p, d)
     names = sorted(k for k, (ds, _) in PRESETS.items() if ds == dataset)
     p.add_argument("--preset", choices=names, default=None,
                    help="start from a paper command's settings (explicit flags override them)")
@@ -176,6 +185,19 @@ def parse_check_data_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-decode", dest="decode", action="store_false",
                    help="only count files; do not open every image")
     return p.parse_args(argv)
+
+
+def _add_distribute_flags(p: argparse.ArgumentParser, d: Config) -> None:
+    p.add_argument("--distribute", choices=("none", "mirrored", "multi-worker"),
+                   default=d.distribute,
+                   help="spread each meta-batch's tasks over replicas: 'mirrored' = the GPUs "
+                   "of this machine (or --cpu-devices logical CPUs), 'multi-worker' = processes "
+                   "listed in TF_CONFIG. Updates are averaged by all-reduce; each replica "
+                   "carries its own inner Adam state through its tasks and the states are "
+                   "averaged after every meta-iteration, so only a state-free inner loop "
+                   "(--sgd) reproduces a single-device run exactly (see README)")
+    p.add_argument("--cpu-devices", default=d.cpu_devices, type=int,
+                   help="with --distribute mirrored and no GPU: logical CPU devices to use")
 
 
 def parse_args(argv: Sequence[str] | None, dataset: str) -> Config:

@@ -20,6 +20,8 @@ def evaluate(algorithm, episodes: Iterable[EvalEpisode], num_tasks: int) -> np.n
     Returns:
       int64 `[num_tasks]`; the original's accuracy is `sum / (num_tasks * N)`.
     """
+    if hasattr(algorithm, "evaluate"):  # e.g. distribute.DistributedMetaStep
+        return algorithm.evaluate(episodes, num_tasks)
     counts = []
     for episode, _ in zip(episodes, range(num_tasks)):
         counts.append(count_correct(algorithm, episode))

@@ -6,7 +6,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from supervised_reptile import episodes, guard, miniimagenet, models, omniglot, validate
+from supervised_reptile import (distribute, episodes, guard, miniimagenet, models, omniglot,
+                                validate)
 from supervised_reptile.algorithms import FOML, Reptile
 from supervised_reptile.config import Config
 from supervised_reptile.evaluate import accuracy, evaluate
@@ -57,9 +58,16 @@ def task_specs(config: Config) -> tuple[episodes.TaskSpec, episodes.TaskSpec]:
 def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, float]:
     """Trains (unless `config.pretrained`) and evaluates; returns split -> accuracy."""
     validate.before_run(config)
+    strategy = distribute.make_strategy(config.distribute, config.cpu_devices)
+    chief = distribute.is_chief(strategy)
+    if not chief:  # Workers compute; only the chief prints, writes and saves.
+        log_fn = lambda line: None  # noqa: E731
     train_spec, eval_spec = task_specs(config)
     samplers = load_samplers(config)
-    algorithm = build_algorithm(config)
+    with strategy.scope():
+        algorithm = build_algorithm(config)
+    stepper = (algorithm if config.distribute == "none"
+               else distribute.DistributedMetaStep(algorithm, strategy))
     checkpoint = tf.train.Checkpoint(model=algorithm.model, optimizer=algorithm.optimizer)
     manager = tf.train.CheckpointManager(checkpoint, config.checkpoint, max_to_keep=5,
                                          checkpoint_name="model.ckpt")
@@ -70,28 +78,36 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     else:
         log_fn("Training...")
-        config.save(config.checkpoint)
         monitored = ("train", "test")
+        if chief:
+            config.save(config.checkpoint)
+            writers = {s: tf.summary.create_file_writer(os.path.join(config.checkpoint, s))
+                       for s in monitored}
+        else:
+            writers = {s: tf.summary.create_noop_writer() for s in monitored}
         monitor = {s: iter(episodes.eval_dataset(samplers[s], eval_spec, config.seed,
                                                  episodes.MONITOR_STREAM + i))
                    for i, s in enumerate(monitored)}
-        writers = {s: tf.summary.create_file_writer(os.path.join(config.checkpoint, s))
-                   for s in monitored}
         tasks = iter(episodes.train_dataset(samplers["train"], train_spec, config.seed,
                                             config.meta_batch))
-        save = guard.guarded_save(lambda i: manager.save(checkpoint_number=i),
+        save = guard.guarded_save(lambda i: manager.save(checkpoint_number=i) if chief else None,
                                   config.checkpoint, algorithm.model.trainable_variables)
-        with guard.stop_on_sigint() as stop:
-            train(algorithm, tasks, monitor, writers, save,
-                  meta_iters=config.meta_iters, meta_step=config.meta_step,
-                  meta_step_final=config.meta_step_final, eval_interval=config.eval_interval,
-                  num_classes=config.classes, log_fn=log_fn, stop=stop)
+        try:
+            with guard.stop_on_sigint() as stop:
+                train(stepper, tasks, monitor, writers, save,
+                      meta_iters=config.meta_iters, meta_step=config.meta_step,
+                      meta_step_final=config.meta_step_final, eval_interval=config.eval_interval,
+                      num_classes=config.classes, log_fn=log_fn, stop=stop)
+        except distribute.PEER_ERRORS as err:
+            if config.distribute == "none":
+                raise
+            raise distribute.worker_lost(err, manager.latest_checkpoint) from None
     log_fn("Evaluating...")
     results = {}
     for i, (split, sampler) in enumerate(samplers.items()):
         data = episodes.eval_dataset(sampler, eval_spec, config.seed,
                                      episodes.FINAL_EVAL_STREAM + i, config.eval_samples)
-        counts = evaluate(algorithm, data, config.eval_samples)
+        counts = evaluate(stepper, data, config.eval_samples)
         results[split] = accuracy(counts, config.classes)
         log_fn(f"{SPLIT_TITLES[split]} accuracy: {np.float64(results[split])}")
     return results

@@ -1,8 +1,8 @@
 """Guards around a long run: non-finite losses, Ctrl-C, checkpoint writes.
 
 Exit statuses that `cli.main` gives these (and the README documents):
-  1    `NonFiniteLoss` or `CheckpointWriteError`: the run failed; the
-       checkpoints written before the failure are kept untouched.
+  1    `NonFiniteLoss`, `CheckpointWriteError` or `WorkerLostError`: the run
+       failed; the checkpoints written before the failure are kept untouched.
   130  `Interrupted` (Ctrl-C): a final checkpoint was written first.
 """
 
@@ -25,6 +25,10 @@ MIN_FREE_BYTES = 64 * 2**20
 
 class NonFiniteLoss(RuntimeError):
     """The loss or the weights became NaN or infinite."""
+
+
+class WorkerLostError(RuntimeError):
+    """A peer of a multi-worker run stopped answering (crashed, killed or cut off)."""
 
 
 class CheckpointWriteError(RuntimeError):

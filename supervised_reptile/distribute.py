@@ -1,0 +1,209 @@
+"""Meta-batches across devices and machines with `tf.distribute`.
+
+Under a `MirroredStrategy` (several GPUs, or several logical CPU devices) or a
+`MultiWorkerMirroredStrategy` (several processes configured by `TF_CONFIG`),
+every replica holds a mirrored copy of the meta-model and of the inner
+optimizer state, and all of them draw the same meta-batch: a task is a pure
+function of (seed, task index), so 1, 2 or 5 replicas see identical tasks.
+
+Semantics of one distributed meta-iteration with R replicas and M tasks:
+  * Replica r runs tasks r, r + R, r + 2R, ... one after another with its
+    own task learner, from the same meta-weights.
+  * The meta-update is `old + epsilon * (sum of all M task updates) / M`,
+    the sum an all-reduce: the mean of the Reptile / FOML updates, exactly as
+    on one device up to the order of floating-point additions.
+  * The inner optimizer state: each replica starts from the shared state and
+    carries it through its own tasks; afterwards the replicas' states are
+    averaged (an all-reduce), so every replica holds the same state again.
+    With one replica this is the original's sharing (state flows through all
+    M tasks in sequence); with R > 1 it cannot be (each replica sees only its
+    share). A state-free inner loop (`--sgd`) makes a distributed run equal
+    the single-device run.
+
+Only the chief writes checkpoints, TensorBoard events and exports; every
+worker restores from the same checkpoint directory.
+"""
+
+import json
+import os
+from typing import Iterable
+
+import numpy as np
+import tensorflow as tf
+
+from supervised_reptile import guard
+from supervised_reptile.episodes import EvalEpisode, TrainEpisode
+
+STRATEGIES = ("none", "mirrored", "multi-worker")
+
+#: Seconds a collective may wait for a peer before the run fails (a dead
+#: worker otherwise hangs the others forever).
+COLLECTIVE_TIMEOUT_S = 120.0
+
+
+def configure_cpu_devices(count: int) -> None:
+    """Splits the CPU into `count` logical devices (before TensorFlow starts).
+
+    Raises:
+      ValueError: `count` < 1, or TensorFlow's devices are already initialised.
+    """
+    if count < 1:
+        raise ValueError(f"--cpu-devices {count} must be >= 1")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError as err:
+        raise ValueError(f"--cpu-devices {count}: TensorFlow is already initialised "
+                         f"({err})") from err
+
+
+def make_strategy(kind: str, cpu_devices: int = 1,
+                  timeout_s: float = COLLECTIVE_TIMEOUT_S) -> tf.distribute.Strategy:
+    """The strategy named by `--distribute`.
+
+    Args:
+      kind: "none" (TensorFlow's default strategy: one device), "mirrored"
+        (every GPU, or `cpu_devices` logical CPU devices when there is no GPU)
+        or "multi-worker" (the cluster in the `TF_CONFIG` environment variable).
+      cpu_devices: logical CPU devices to split the CPU into (mirrored, no GPU).
+      timeout_s: how long a collective waits for a peer (multi-worker).
+    """
+    if kind not in STRATEGIES:
+        raise ValueError(f"--distribute {kind!r} is not one of {STRATEGIES}")
+    if kind == "none":
+        return tf.distribute.get_strategy()
+    if kind == "mirrored":
+        if not tf.config.list_physical_devices("GPU") and cpu_devices > 1:
+            configure_cpu_devices(cpu_devices)
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError("--distribute multi-worker needs the TF_CONFIG environment variable "
+                         "(the cluster spec and this worker's task; see the README)")
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_s)
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True on the one process that writes checkpoints, events and exports."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def worker_description() -> str:
+    """`type:index` of this process from `TF_CONFIG` ("single" without one)."""
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task")
+    return f"{task['type']}:{task['index']}" if task else "single"
+
+
+#: What a collective raises when a peer is gone or too slow.
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+               tf.errors.CancelledError, tf.errors.AbortedError)
+
+
+def worker_lost(err: tf.errors.OpError, latest_checkpoint: str | None) -> guard.WorkerLostError:
+    """The one-line error a user gets when a peer dies mid-run."""
+    reason = next((line.strip() for line in err.message.splitlines()
+                   if "aborted" in line or "Deadline" in line), err.message.splitlines()[0])
+    saved = (f"the last checkpoint, {latest_checkpoint}, is intact: start every worker again "
+             "with the same command to resume from it" if latest_checkpoint
+             else "no checkpoint was written yet")
+    return guard.WorkerLostError(f"worker {worker_description()} lost contact with a peer "
+                           f"({type(err).__name__}: {reason}); {saved}")
+
+
+class DistributedMetaStep:
+    """Runs an algorithm's meta-iterations and evaluations across replicas.
+
+    Build the algorithm inside `strategy.scope()` so that its meta-model and
+    inner optimizer state are mirrored variables; then use this object where
+    the algorithm would be used (`meta_step`, `evaluate_counts`).
+
+    Args:
+      algorithm: a `Reptile` / `FOML` built under `strategy.scope()`.
+      strategy: the `tf.distribute.Strategy`.
+    """
+
+    def __init__(self, algorithm, strategy: tf.distribute.Strategy):
+        self.algorithm = algorithm
+        self.strategy = strategy
+        self.num_replicas = strategy.num_replicas_in_sync
+        self._step_fn = tf.function(self._meta_step)
+        self._eval_fn = tf.function(self._count_correct)
+
+    def _replica_step(self, episodes: TrainEpisode):
+        """This replica's share of the tasks, each update in its own slot,
+        all-reduced: every slot then holds exactly one task's update (x + 0
+        is exact), whichever replica ran it."""
+        alg = self.algorithm
+        ctx = tf.distribute.get_replica_context()
+        old, frozen = alg.read_model()
+        updates, losses, state = alg.task_updates(
+            old, frozen, alg.optimizer.read_state(), episodes,
+            first=ctx.replica_id_in_sync_group, stride=self.num_replicas)
+        updates, losses = ctx.all_reduce(tf.distribute.ReduceOp.SUM, (updates, losses))
+        if tf.nest.flatten(state):  # SGD has no state.
+            state = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, state)
+        return old, updates, losses, state
+
+    def _meta_step(self, episodes: TrainEpisode, meta_step_size):
+        results = self.strategy.run(self._replica_step, args=(episodes,))
+        # All-reduced, so every local replica holds the same values.
+        old, updates, losses, state = tf.nest.map_structure(
+            lambda x: self.strategy.experimental_local_results(x)[0], results)
+        self.algorithm.optimizer.assign_state(state)
+        return self.algorithm.apply_meta_update(old, updates, losses, meta_step_size)
+
+    def meta_step(self, episodes: TrainEpisode, meta_step_size: float) -> dict:
+        """One meta-iteration over a meta-batch (every replica is given all of it)."""
+        return self._step_fn(episodes, tf.constant(meta_step_size, tf.float32))
+
+    def adapt_and_predict(self, episode: EvalEpisode) -> tf.Tensor:
+        """One task on this process's first replica (monitoring)."""
+        return self.algorithm.adapt_and_predict(episode)
+
+    def _replica_count(self, episodes: EvalEpisode):
+        ctx = tf.distribute.get_replica_context()
+        rid = ctx.replica_id_in_sync_group
+        episode = tf.nest.map_structure(lambda x: x[rid], episodes)
+        predictions = self.algorithm._adapt_and_predict(episode)[0]
+        correct = tf.reduce_sum(tf.cast(predictions == episode.query_labels, tf.int32))
+        # Each replica fills its own slot; the sum gathers all of them.
+        counts = tf.one_hot(rid, self.num_replicas, dtype=tf.int32) * correct
+        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, counts)
+
+    def _count_correct(self, episodes: EvalEpisode):
+        counts = self.strategy.run(self._replica_count, args=(episodes,))
+        return self.strategy.experimental_local_results(counts)[0]
+
+    def evaluate(self, episodes: Iterable[EvalEpisode], num_tasks: int) -> np.ndarray:
+        """Per-task correct counts, `num_replicas` tasks at a time (one per replica).
+
+        Returns:
+          int64 `[num_tasks]`, in task order, as `evaluate.evaluate` returns them.
+        """
+        group = self.num_replicas
+        counts = []
+        batch = []
+        for episode, _ in zip(episodes, range(num_tasks)):
+            batch.append(episode)
+            if len(batch) == group:
+                counts.extend(self._count_group(batch))
+                batch = []
+        if batch:  # Pad the last group by repeating its first task; drop the extras.
+            counts.extend(self._count_group(batch + [batch[0]] * (group - len(batch)))
+                          [:len(batch)])
+        if len(counts) != num_tasks:
+            raise ValueError(f"only {len(counts)} episodes were available, {num_tasks} asked for")
+        return np.array(counts, np.int64)
+
+    def _count_group(self, batch: list) -> list:
+        stacked = tf.nest.map_structure(lambda *xs: tf.stack(xs), *batch)
+        return [int(c) for c in self._eval_fn(EvalEpisode(*stacked))]
