@@ -216,3 +216,114 @@ def test_needs_a_query_set_and_a_positive_step():
     tasks = tasks._replace(tail=tf.zeros([2, 0], tf.int32))
     with pytest.raises(ValueError, match="query set"):
         MAML(_tiny_classifier(), 0.1).meta_gradients(tasks)
+
+
+# ---------------------------------------------------------------- flags, presets, scripts
+
+def test_conflicting_flags_are_refused():
+    import dataclasses
+    from supervised_reptile.config import Config, parse_args
+    for extra, match in ((dict(foml=True), "--foml cannot"), (dict(sgd=True), "--sgd cannot"),
+                         (dict(foml_tail=2), "--foml-tail 2 cannot"),
+                         (dict(weight_decay=0.5), "--weight-decay 0.5 cannot"),
+                         (dict(maml_query_shots=-1), "--maml-query-shots -1"),
+                         (dict(meta_lr=0.0), "--meta-lr 0.0")):
+        with pytest.raises(ValueError, match=match):
+            Config(maml=True, **extra)
+    with pytest.raises(ValueError, match="--maml-first-order needs --maml"):
+        Config(maml_first_order=True)
+    assert dataclasses.replace(Config(), maml=True).maml
+
+
+def test_conflicting_flags_exit_with_the_message(capsys):
+    from supervised_reptile.config import parse_args
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--maml", "--foml"], "omniglot")
+    assert e.value.code == 2
+    assert "--foml cannot be combined with --maml" in capsys.readouterr().err
+
+
+def test_maml_presets_are_the_papers_settings():
+    from supervised_reptile.config import parse_args
+    o15 = parse_args(["--preset", "maml-o15"], "omniglot")
+    assert (o15.maml, o15.shots, o15.maml_inner_lr, o15.inner_iters, o15.eval_iters,
+            o15.meta_batch, o15.meta_lr, o15.meta_iters, o15.eval_samples) == \
+        (True, 1, 0.4, 1, 3, 32, 1e-3, 60000, 600)
+    assert o15.effective_query_shots == 1
+    o120 = parse_args(["--preset", "maml-o120"], "omniglot")
+    assert (o120.classes, o120.maml_inner_lr, o120.inner_iters, o120.meta_batch) == \
+        (20, 0.1, 5, 16)
+    m15 = parse_args(["--preset", "maml-m15", "--maml-first-order"], "miniimagenet")
+    assert (m15.maml_inner_lr, m15.inner_iters, m15.eval_iters, m15.meta_batch,
+            m15.effective_query_shots, m15.maml_first_order) == (0.01, 5, 10, 4, 15, True)
+    assert parse_args(["--preset", "maml-m55"], "miniimagenet").meta_batch == 2
+
+
+def test_maml_task_specs_use_the_whole_support_set():
+    from supervised_reptile.config import parse_args
+    from supervised_reptile.experiment import task_specs
+    config = parse_args(["--preset", "maml-m15"], "miniimagenet")
+    train, evaluation = task_specs(config)
+    assert (train.num_classes, train.num_shots, train.tail_shots, train.batch_size,
+            train.num_batches) == (5, 1 + 15, 15, 5, 5 + 1)
+    assert (evaluation.num_shots, evaluation.batch_size, evaluation.num_batches) == (1, 5, 10)
+
+
+def _readme_maml_commands():
+    import os
+    import re
+    import shlex
+    from conftest import REPO
+    text = open(os.path.join(REPO, "README.md")).read()
+    section = text.split("## Second-order MAML")[1].split("\n## ")[0]
+    return [(m.group(1), shlex.split(m.group(2))) for m in
+            re.finditer(r"python -u run_(omniglot|miniimagenet)\.py (.*)", section)]
+
+
+def test_readme_commands_equal_the_maml_presets():
+    import dataclasses
+    from supervised_reptile.config import MAML_PRESETS, parse_args
+    commands = _readme_maml_commands()
+    assert len(commands) == len(MAML_PRESETS) + 1  # plus first-order Mini-ImageNet 1-shot
+    names = set()
+    for dataset, args in commands:
+        config = parse_args(args, dataset)
+        name = config.checkpoint[len("ckpt_"):]
+        first_order = name.startswith("fomaml-")
+        preset = parse_args(["--preset", name.replace("fomaml-", "maml-")], dataset)
+        assert config == dataclasses.replace(preset, checkpoint=config.checkpoint,
+                                             maml_first_order=first_order)
+        names.add(name)
+    assert names == set(MAML_PRESETS) | {"fomaml-m15"}
+
+
+@pytest.mark.slow
+def test_run_omniglot_maml_end_to_end(omniglot_dir, tmp_path):
+    """The script as users run it: trains, checkpoints the outer Adam state,
+    prints MAML's per-step accuracies, and --pretrained restores."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from conftest import REPO
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+    args = [sys.executable, os.path.join(REPO, "run_omniglot.py"), "--maml",
+            "--data-dir", omniglot_dir, "--train-characters", "8", "--checkpoint", "ck",
+            "--shots", "1", "--classes", "3", "--meta-batch", "2", "--inner-iters", "2",
+            "--eval-iters", "2", "--meta-iters", "4", "--eval-interval", "2",
+            "--eval-samples", "3", "--maml-inner-lr", "0.4"]
+    out = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[:4] == ["Training...", *lines[1:3], "Evaluating..."]
+    step_line = r"%s accuracy after each inner step \(95%% CI over 3 tasks\): 0: .*, 2: [0-9.]+ \+- [0-9.]+"
+    assert re.fullmatch(step_line % "Train", lines[4]) and lines[5].startswith("Train accuracy: ")
+    assert re.fullmatch(step_line % "Test", lines[6]) and lines[7].startswith("Test accuracy: ")
+    reader = tf.train.load_checkpoint(str(tmp_path / "ck" / "model.ckpt-3"))
+    assert reader.get_tensor("optimizer/step/.ATTRIBUTES/VARIABLE_VALUE") == 4  # outer Adam
+    assert reader.get_tensor("optimizer/m/0/.ATTRIBUTES/VARIABLE_VALUE").any()
+    again = subprocess.run(args + ["--pretrained"], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1] == lines[-1]  # same weights, same tasks
