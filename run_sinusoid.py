@@ -1,7 +1,7 @@
 """Sinusoid regression, the papers' toy benchmark: needs no download.
 
 Examples (each a few minutes on 2 CPU cores):
-  python -u run_sinusoid.py                 # Reptile (inner SGD)
+  python -u run_sinusoid.py                 # Reptile
   python -u run_sinusoid.py --maml          # second-order MAML
   python -u run_sinusoid.py --maml --maml-first-order
   python -u run_sinusoid.py --foml          # the original's first-order MAML

@@ -155,8 +155,7 @@ MAML_PRESETS = {
 }
 
 #: `run_sinusoid.py`'s defaults (issue 3): K=10 points per task, a few minutes on 2 CPU cores.
-SINUSOID_DEFAULTS = dict(classes=1, shots=10, inner_batch=10, inner_iters=5, sgd=True,
-                         learning_rate=0.02, meta_step=1.0, meta_step_final=0.0,
+SINUSOID_DEFAULTS = dict(classes=1, shots=10, inner_batch=10, inner_iters=5, learning_rate=0.02, meta_step=1.0, meta_step_final=0.0,
                          meta_batch=10, meta_iters=4000, eval_batch=10, eval_iters=10,
                          eval_samples=200, eval_interval=500, maml_inner_lr=0.01,
                          checkpoint="sinusoid_checkpoint")

@@ -1,6 +1,6 @@
 """A sinusoid regression run from a `Config`: what `run_sinusoid.py` calls.
 
-Reptile (`--sgd` by default here), FOML (`--foml`) and MAML (`--maml`) train
+Reptile, FOML (`--foml`) and MAML (`--maml`) train
 on the same tasks with the same flags as the image runs; the loss is the mean
 squared error. Regression has no accuracy, so the loop is this module's own
 (the annealing of `--meta-step` is `train.meta_step_size`). The same
