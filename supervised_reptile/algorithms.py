@@ -24,6 +24,11 @@ from supervised_reptile.episodes import EvalEpisode, TrainEpisode
 from supervised_reptile.optimizers import InnerOptimizer
 
 
+def summed_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """The original's loss: the per-example loss vector, i.e. its sum."""
+    return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+
+
 class Reptile:
     """Reptile (Nichol et al. 2018): move the meta-weights towards the adapted weights.
 
@@ -34,10 +39,13 @@ class Reptile:
         inner step (the original's `--weight-decay`; 1 = none).
       transductive: predict the queries of an evaluation task in one batch
         (True) or each query together with the whole support set (False).
+      loss_fn: `(labels, outputs) -> scalar` inner loss (issue 3: sinusoid
+        regression passes a mean squared error).
     """
 
     def __init__(self, model: keras.Model, optimizer: InnerOptimizer,
-                 weight_decay: float = 1.0, transductive: bool = False):
+                 weight_decay: float = 1.0, transductive: bool = False,
+                 loss_fn=summed_cross_entropy):
         if not 0 < weight_decay <= 1:
             raise ValueError(f"--weight-decay {weight_decay} must be in (0, 1] (a keep-fraction "
                              "applied before every inner step; 1 disables it)")
@@ -47,6 +55,7 @@ class Reptile:
         optimizer.build(model.trainable_variables)
         self.weight_decay = float(weight_decay)
         self._transductive = bool(transductive)
+        self.loss_fn = loss_fn
         self.num_traces = 0
         self._meta_step_fn = tf.function(self._meta_step, reduce_retracing=True)
         self._predict_fn = tf.function(self._adapt_and_predict, reduce_retracing=True)
@@ -65,9 +74,7 @@ class Reptile:
         return self.learner.stateless_call(weights, frozen, images, training=True)[0]
 
     def _loss(self, weights, frozen, images, labels):
-        logits = self._logits(weights, frozen, images)
-        # The original minimises the per-example loss vector, i.e. its sum.
-        return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        return self.loss_fn(labels, self._logits(weights, frozen, images))
 
     def _step(self, weights, frozen, state, images, labels):
         """One inner step: weight decay, then one optimizer step on the batch's summed loss."""

@@ -12,6 +12,8 @@ import os
 from typing import Sequence
 
 DATASETS = ("omniglot", "miniimagenet")
+#: The regression benchmark of the MAML and Reptile papers (`run_sinusoid.py`), issue 3.
+SINUSOID = "sinusoid"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +56,13 @@ class Config:
         meta-batch's tasks are spread over the replicas (`distribute.py`).
       cpu_devices: with `distribute="mirrored"` and no GPU, how many logical
         CPU devices to split the CPU into (for testing the distributed path).
+      maml: MAML (Finn et al. 2017) instead of Reptile: inner SGD on the whole
+        support set, outer Adam on the query loss.
+      maml_first_order: with `maml`, drop the second-order terms.
+      maml_inner_lr: with `maml`, alpha, the inner SGD step size.
+      meta_lr: with `maml`, the outer Adam learning rate.
+      maml_query_shots: with `maml`, query images per class in a training task
+        (0: as many as the support shots, as the reference code on Omniglot).
     """
 
     dataset: str = "omniglot"
@@ -87,6 +96,20 @@ class Config:
     # -- distribution (issue 6) --
     distribute: str = "none"
     cpu_devices: int = 1
+    # -- MAML and sinusoid (issue 3) --
+    maml: bool = False
+    maml_first_order: bool = False
+    maml_inner_lr: float = 0.01
+    meta_lr: float = 1e-3
+
+
+    def __post_init__(self):
+        _check_maml(self)
+
+    @property
+    def effective_query_shots(self) -> int:
+        """MAML's query images per class in a training task."""
+        return self.maml_query_shots or self.effective_train_shots
 
     @property
     def effective_train_shots(self) -> int:
@@ -120,12 +143,83 @@ PRESETS = {
     "m15": ("miniimagenet", dict(_MINI, shots=1, eval_batch=5)),
 }
 
+# MAML paper (Finn et al. 2017, section 5.2 and appendix A.1; cbfinn/maml main.py):
+# Omniglot 5-way alpha 0.4, 1 inner step, meta-batch 32; 20-way alpha 0.1, 5 steps,
+# meta-batch 16; evaluation with 3 steps on 5-way Omniglot. Mini-ImageNet alpha 0.01,
+# 5 steps (10 at test), meta-batch 4 (1-shot) or 2 (5-shot), 15 queries per class,
+# 32 filters (this port's Mini-ImageNet model). All: Adam meta-lr 1e-3, 60,000
+# meta-iterations, 600 test tasks. The reference's Omniglot queries: K per class.
+_MAML = dict(maml=True, meta_lr=1e-3, meta_iters=60000, eval_samples=600)
+_MAML_OMNI = dict(_MAML, maml_inner_lr=0.4, inner_iters=1, eval_iters=3, meta_batch=32)
+_MAML_OMNI20 = dict(_MAML, classes=20, maml_inner_lr=0.1, inner_iters=5, eval_iters=5,
+                    meta_batch=16)
+_MAML_MINI = dict(_MAML, maml_inner_lr=0.01, inner_iters=5, eval_iters=10,
+                  maml_query_shots=15)
+
+#: The MAML paper's settings (issue 3), by the same naming scheme.
+MAML_PRESETS = {
+    "maml-o15": ("omniglot", dict(_MAML_OMNI, shots=1)),
+    "maml-o55": ("omniglot", dict(_MAML_OMNI, shots=5)),
+    "maml-o120": ("omniglot", dict(_MAML_OMNI20, shots=1)),
+    "maml-o520": ("omniglot", dict(_MAML_OMNI20, shots=5)),
+    "maml-m15": ("miniimagenet", dict(_MAML_MINI, shots=1, meta_batch=4)),
+    "maml-m55": ("miniimagenet", dict(_MAML_MINI, shots=5, meta_batch=2)),
+}
+
+#: `run_sinusoid.py`'s defaults (issue 3): K=10 points per task, a few minutes on 2 CPU cores.
+SINUSOID_DEFAULTS = dict(classes=1, shots=10, inner_batch=10, inner_iters=5, learning_rate=0.02, meta_step=1.0, meta_step_final=0.0,
+                         meta_batch=10, meta_iters=4000, eval_batch=10, eval_iters=10,
+                         eval_samples=200, eval_interval=500, maml_inner_lr=0.01,
+                         checkpoint="sinusoid_checkpoint")
+
+
+def _check_maml(c: "Config") -> None:
+    """Raises ValueError for flags that contradict `--maml` (issue 3)."""
+    if not c.maml:
+        if c.maml_first_order:
+            raise ValueError("--maml-first-order needs --maml (Reptile's first-order MAML "
+                             "is --foml)")
+        return
+    conflicts = {"--foml": c.foml, f"--foml-tail {c.foml_tail}": c.foml_tail is not None,
+                 "--sgd": c.sgd, f"--weight-decay {c.weight_decay}": c.weight_decay != 1.0}
+    for flag, present in conflicts.items():
+        if present:
+            raise ValueError(f"{flag} cannot be combined with --maml: MAML's inner loop is "
+                             "plain SGD with --maml-inner-lr on the whole support set "
+                             "(--maml-first-order gives first-order MAML)")
+    if c.maml_query_shots < 0:
+        raise ValueError(f"--maml-query-shots {c.maml_query_shots} must be >= 0 "
+                         "(0: as many as the support shots)")
+    if not c.meta_lr > 0:
+        raise ValueError(f"--meta-lr {c.meta_lr} must be > 0")
+
+
+def _all_presets() -> dict:
+    return {**PRESETS, **MAML_PRESETS}
+
+
+def _add_maml_flags(p: argparse.ArgumentParser, d: Config) -> None:
+    """Flags of issue 3: second-order MAML next to the original's --foml."""
+    p.add_argument("--maml", action="store_true", help="use MAML (Finn et al. 2017) "
+                   "instead of Reptile: inner SGD steps on the whole support set "
+                   "(--inner-iters in training, --eval-iters at test; --inner-batch, "
+                   "--eval-batch and --meta-step are then unused), outer Adam on the query loss")
+    p.add_argument("--maml-first-order", action="store_true",
+                   help="with --maml: drop the second-order terms (first-order MAML)")
+    p.add_argument("--maml-inner-lr", default=d.maml_inner_lr, type=float,
+                   help="with --maml: inner SGD step size alpha")
+    p.add_argument("--meta-lr", default=d.meta_lr, type=float,
+                   help="with --maml: outer Adam learning rate")
+    p.add_argument("--maml-query-shots", default=d.maml_query_shots, type=int,
+                   help="with --maml: query images per class in a training task "
+                   "(0: as many as the support shots)")
+
 
 def build_parser(dataset: str) -> argparse.ArgumentParser:
     """The original's parser plus this port's additions, for one dataset."""
-    if dataset not in DATASETS:
+    if dataset not in DATASETS + (SINUSOID,):
         raise ValueError(f"unknown dataset {dataset!r}; valid: {DATASETS}")
-    d = Config()
+    d = Config(**SINUSOID_DEFAULTS) if dataset == SINUSOID else Config()
     p = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 description=f"Reptile / first-order MAML on {dataset}.")
     p.add_argument("--pretrained", help="evaluate a pre-trained model", action="store_true")
@@ -154,13 +248,19 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
                    default=None, type=int)
     p.add_argument("--sgd", help="use vanilla SGD instead of Adam", action="store_true")
     # Additions of this port.
-    p.add_argument("--data-dir", help="dataset directory", default=os.path.join("data", dataset))
+    if dataset != SINUSOID:
+        p.add_argument("--data-dir", help="dataset directory",
+                       default=os.path.join("data", dataset))
     if dataset == "omniglot":
         p.add_argument("--train-characters", help="characters in the training split (the rest "
                        "are the test split)", default=d.train_characters, type=int)
+    _add_maml_flags(p, d)
+    if dataset == SINUSOID:
+        p.description = "Reptile / first-order MAML / MAML on sinusoid regression."
+        return p
     _add_errors_flags(p, d)
     _add_distribute_flags(p, d)
-    names = sorted(k for k, (ds, _) in PRESETS.items() if ds == dataset)
+    names = sorted(k for k, (ds, _) in _all_presets().items() if ds == dataset)
     p.add_argument("--preset", choices=names, default=None,
                    help="start from a paper command's settings (explicit flags override them)")
     return p
@@ -201,11 +301,15 @@ def _add_distribute_flags(p: argparse.ArgumentParser, d: Config) -> None:
 
 
 def parse_args(argv: Sequence[str] | None, dataset: str) -> Config:
-    """Parses command-line flags into a `Config` (argparse exits on bad syntax)."""
+    """Parses command-line flags into a `Config` (argparse exits on bad syntax
+    and on contradicting flags)."""
     parser = build_parser(dataset)
     first, _ = parser.parse_known_args(argv)
-    if first.preset:
-        parser.set_defaults(**PRESETS[first.preset][1])
+    if getattr(first, "preset", None):
+        parser.set_defaults(**_all_presets()[first.preset][1])
     ns = vars(parser.parse_args(argv))
-    ns.pop("preset")
-    return Config(dataset=dataset, **ns)
+    ns.pop("preset", None)
+    try:
+        return Config(dataset=dataset, **ns)
+    except ValueError as err:
+        parser.error(str(err))

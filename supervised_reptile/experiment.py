@@ -10,7 +10,8 @@ from supervised_reptile import (distribute, episodes, guard, miniimagenet, model
                                 validate)
 from supervised_reptile.algorithms import FOML, Reptile
 from supervised_reptile.config import Config
-from supervised_reptile.evaluate import accuracy, evaluate
+from supervised_reptile.evaluate import accuracy, confidence_interval, evaluate
+from supervised_reptile.maml import MAML, accuracy_per_step
 from supervised_reptile.optimizers import make_optimizer
 from supervised_reptile.train import train
 
@@ -39,6 +40,9 @@ def load_samplers(config: Config) -> dict[str, episodes.Sampler]:
 def build_algorithm(config: Config) -> Reptile:
     """The meta-model, inner optimizer and algorithm the configuration names."""
     model = models.BUILDERS[config.dataset](config.classes, seed=config.seed)
+    if config.maml:
+        return MAML(model, config.maml_inner_lr, config.meta_lr,
+                    first_order=config.maml_first_order, transductive=config.transductive)
     optimizer = make_optimizer("sgd" if config.sgd else "adam", config.learning_rate)
     cls = FOML if config.foml else Reptile
     return cls(model, optimizer, weight_decay=config.weight_decay,
@@ -47,12 +51,35 @@ def build_algorithm(config: Config) -> Reptile:
 
 def task_specs(config: Config) -> tuple[episodes.TaskSpec, episodes.TaskSpec]:
     """(training task spec, evaluation task spec)."""
+    if config.maml:
+        return maml_task_specs(config)
     train_spec = episodes.TaskSpec(config.classes, config.effective_train_shots,
                                    config.inner_batch, config.inner_iters, config.replacement,
                                    config.foml_tail if config.foml else None)
     eval_spec = episodes.TaskSpec(config.classes, config.shots, config.eval_batch,
                                   config.eval_iters, config.replacement)
     return train_spec, eval_spec
+
+
+def maml_task_specs(config: Config) -> tuple[episodes.TaskSpec, episodes.TaskSpec]:
+    """MAML's tasks: every inner step uses the whole support set; a training
+    task's `tail_shots` extra images per class are its query set."""
+    n, k = config.classes, config.effective_train_shots
+    train_spec = episodes.TaskSpec(n, k + config.effective_query_shots, n * k,
+                                   config.inner_iters + 1, tail_shots=config.effective_query_shots)
+    eval_spec = episodes.TaskSpec(n, config.shots, n * config.shots, config.eval_iters)
+    return train_spec, eval_spec
+
+
+def _maml_protocol(algorithm: MAML, data, config: Config, title: str,
+                   log_fn: Callable[[str], None]) -> float:
+    """MAML's evaluation: accuracy after each inner step, mean +- 95% CI over tasks."""
+    per_step = accuracy_per_step(algorithm, data, config.eval_samples)
+    cells = ["%d: %.4f +- %.4f" % (s, *confidence_interval(per_step[:, s]))
+             for s in range(per_step.shape[1])]
+    log_fn(f"{title} accuracy after each inner step (95% CI over {len(per_step)} tasks): "
+           + ", ".join(cells))
+    return float(per_step[:, -1].mean())
 
 
 def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, float]:
@@ -107,7 +134,10 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
     for i, (split, sampler) in enumerate(samplers.items()):
         data = episodes.eval_dataset(sampler, eval_spec, config.seed,
                                      episodes.FINAL_EVAL_STREAM + i, config.eval_samples)
-        counts = evaluate(stepper, data, config.eval_samples)
-        results[split] = accuracy(counts, config.classes)
+        if config.maml:
+            results[split] = _maml_protocol(algorithm, data, config, SPLIT_TITLES[split], log_fn)
+        else:
+            counts = evaluate(stepper, data, config.eval_samples)
+            results[split] = accuracy(counts, config.classes)
         log_fn(f"{SPLIT_TITLES[split]} accuracy: {np.float64(results[split])}")
     return results

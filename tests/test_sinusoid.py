@@ -1,0 +1,95 @@
+"""Sinusoid regression: tasks, picture, and short runs that must learn."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from supervised_reptile import sinusoid
+from supervised_reptile.config import SINUSOID, parse_args
+from supervised_reptile.episodes import TaskSpec
+from supervised_reptile.picture import COLOURS, Fit, draw_fits
+from supervised_reptile.sinusoid_experiment import run
+
+
+def test_tasks_are_sinusoids_in_range_and_a_function_of_the_seed():
+    spec = TaskSpec(1, 10, 10, 3)
+    a = list(sinusoid.eval_dataset(spec, seed=3, stream=10, num_tasks=5))
+    b = list(sinusoid.eval_dataset(spec, seed=3, stream=10, num_tasks=5))
+    c = list(sinusoid.eval_dataset(spec, seed=4, stream=10, num_tasks=5))
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.support_images, y.support_images)
+    assert not np.allclose(a[0].support_labels, c[0].support_labels)
+    for ep in a:
+        x, y = ep.support_images.numpy()[:, 0], ep.support_labels.numpy()
+        assert np.all((x >= -5) & (x <= 5)) and ep.batches.shape == (3, 10)
+        grid, truth = ep.query_images.numpy()[:, 0], ep.query_labels.numpy()
+        np.testing.assert_allclose(grid, np.linspace(-5, 5, sinusoid.EVAL_QUERY_POINTS),
+                                   atol=1e-6)
+        # Recover A and phase from the grid: y = A sin(x - phase) = p sin x + q cos x.
+        (p, q), *_ = np.linalg.lstsq(np.stack([np.sin(grid), np.cos(grid)], 1), truth,
+                                     rcond=None)
+        amplitude, phase = np.hypot(p, q), np.arctan2(-q, p)
+        assert 0.1 <= amplitude <= 5.0 and -1e-4 <= phase <= np.pi + 1e-4
+        np.testing.assert_allclose(y, amplitude * np.sin(x - phase), atol=1e-4)
+
+
+def test_maml_training_tasks_hold_a_separate_query_set():
+    spec = TaskSpec(1, 10 + 6, 10, 3 + 1, tail_shots=6)  # K=10 support, 6 queries, 3 steps
+    tasks = next(iter(sinusoid.train_dataset(spec, seed=0, meta_batch=4)))
+    assert tasks.images.shape == (4, 16, 1) and tasks.labels.shape == (4, 16)
+    for m in range(4):
+        tail = tasks.tail[m].numpy()
+        np.testing.assert_array_equal(tail, np.arange(6))
+        for row in tasks.batches[m].numpy():  # each step: the whole support set
+            np.testing.assert_array_equal(np.sort(row), np.arange(6, 16))
+
+
+def test_picture_draws_every_curve():
+    grid = np.linspace(-5, 5, 50)
+    fit = Fit(grid, np.sin(grid), 0 * grid, 2 * np.sin(grid), grid[:5], np.sin(grid[:5]))
+    image = draw_fits([fit, fit], size=(100, 80))
+    assert image.shape == (100, 200, 3) and image.dtype == np.uint8
+    pixels = {tuple(p) for p in image.reshape(-1, 3)}
+    assert all(colour in pixels for colour in COLOURS.values())
+    with pytest.raises(ValueError, match="at least one"):
+        draw_fits([])
+
+
+SHORT = ["--meta-iters", "300", "--eval-samples", "20", "--eval-interval", "100"]
+
+
+@pytest.mark.slow
+# MAML with a larger outer step and more (cheaper) iterations.
+@pytest.mark.parametrize("algorithm", [[], ["--maml", "--meta-lr", "0.003", "--meta-iters", "500"]],
+                         ids=["reptile", "maml"])
+def test_short_run_learns_and_writes_picture_checkpoint_and_events(algorithm, tmp_path):
+    config = parse_args(SHORT + algorithm + ["--checkpoint", str(tmp_path / "ck")], SINUSOID)
+    lines = []
+    results = run(config, log_fn=lines.append)
+    # Random init adapted on 10 points stays near the variance of the targets
+    # (about 4); meta-training must bring the adapted error far below it.
+    assert results["mse_before_training"] > 2.0
+    assert results["mse_after_training"] < 0.35 * results["mse_before_training"]
+    assert lines[0].startswith("Held-out MSE before meta-training")
+    assert "Training..." in lines and lines[-1].startswith("Wrote ")
+    png = tmp_path / "ck" / "sinusoid.png"
+    assert Image.open(png).size == (4 * 320, 260)
+    last = config.meta_iters - 1
+    assert tf.train.latest_checkpoint(str(tmp_path / "ck")).endswith(f"model.ckpt-{last}")
+    events = EventAccumulator(str(tmp_path / "ck" / "train"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert "fits" in events.Tags()["tensors"]
+    assert [e.step for e in events.Tensors("inner_loss")] == [*range(0, last, 100), last]
+
+
+def test_defaults_and_conflicts():
+    config = parse_args([], SINUSOID)
+    assert (config.shots, config.sgd, config.maml, config.learning_rate) == (10, False, False, 0.02)
+    assert not hasattr(parse_args([], SINUSOID), "preset")
+    with pytest.raises(SystemExit):
+        parse_args(["--maml", "--foml"], SINUSOID)
+    assert os.path.basename(config.checkpoint) == "sinusoid_checkpoint"
