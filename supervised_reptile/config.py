@@ -101,7 +101,7 @@ class Config:
     maml_first_order: bool = False
     maml_inner_lr: float = 0.01
     meta_lr: float = 1e-3
-
+    maml_query_shots: int = 0
 
     def __post_init__(self):
         _check_maml(self)
