@@ -47,6 +47,14 @@ class Config:
       foml: first-order MAML instead of Reptile.
       foml_tail: with `foml`, shots per class held out for the final inner batch.
       sgd: plain SGD instead of Adam (beta1=0) in the inner loop.
+      restart: start over: delete this run's checkpoints and TensorBoard logs
+        in `checkpoint` instead of resuming from them.
+      checkpoint_interval: iterations between checkpoints (and at the end).
+      progress: progress bar on stderr: "auto" (when stderr is a terminal),
+        "on" or "off".
+      eval_results: file for the final evaluation's per-task results (".json"
+        or ".csv"); "" for none.
+      export: directory for a SavedModel of the trained model; "" for none.
     """
 
     dataset: str = "omniglot"
@@ -75,6 +83,12 @@ class Config:
     foml: bool = False
     foml_tail: int | None = None
     sgd: bool = False
+    # -- resume, monitoring and export (issue 4) --
+    restart: bool = False
+    checkpoint_interval: int = 100
+    progress: str = "auto"
+    eval_results: str = ""
+    export: str = ""
 
     @property
     def effective_train_shots(self) -> int:
@@ -146,10 +160,26 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
     if dataset == "omniglot":
         p.add_argument("--train-characters", help="characters in the training split (the rest "
                        "are the test split)", default=d.train_characters, type=int)
+    _add_run_output_flags(p, d)
     names = sorted(k for k, (ds, _) in PRESETS.items() if ds == dataset)
     p.add_argument("--preset", choices=names, default=None,
                    help="start from a paper command's settings (explicit flags override them)")
     return p
+
+
+def _add_run_output_flags(p: argparse.ArgumentParser, d: Config) -> None:
+    """Resume, monitoring and export flags (issue 4)."""
+    p.add_argument("--restart", action="store_true",
+                   help="start over: delete the checkpoints and TensorBoard logs in --checkpoint "
+                   "(without it, a run with an existing checkpoint resumes from it)")
+    p.add_argument("--checkpoint-interval", default=d.checkpoint_interval, type=int,
+                   help="meta-iterations between checkpoints (one is also written at the end)")
+    p.add_argument("--progress", default=d.progress, choices=("auto", "on", "off"),
+                   help="progress bar with ETA on stderr; auto: only when stderr is a terminal")
+    p.add_argument("--eval-results", default=d.eval_results, metavar="FILE",
+                   help="write the final evaluation's per-task results to FILE (.json or .csv)")
+    p.add_argument("--export", default=d.export, metavar="DIR",
+                   help="after training, write a SavedModel (serve, adapt_and_predict) to DIR")
 
 
 def parse_args(argv: Sequence[str] | None, dataset: str) -> Config:

@@ -1,16 +1,21 @@
 """Builds a run from a `Config` and executes it: what `run_*.py` call."""
 
 import os
+import sys
+import time
 from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
-from supervised_reptile import episodes, miniimagenet, models, omniglot
+from supervised_reptile import (checkpoints, episodes, eval_results, export, miniimagenet,
+                                models, omniglot, progress)
 from supervised_reptile.algorithms import FOML, Reptile
 from supervised_reptile.config import Config
 from supervised_reptile.evaluate import accuracy, evaluate
 from supervised_reptile.optimizers import make_optimizer
+from supervised_reptile.progress import Progress
+from supervised_reptile.summaries import Summaries
 from supervised_reptile.train import train
 
 #: Printed split names, in the original's order.
@@ -52,39 +57,94 @@ def task_specs(config: Config) -> tuple[episodes.TaskSpec, episodes.TaskSpec]:
 
 
 def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, float]:
-    """Trains (unless `config.pretrained`) and evaluates; returns split -> accuracy."""
+    """Trains (unless `config.pretrained`) and evaluates; returns split -> accuracy.
+
+    Training resumes from the latest checkpoint in `config.checkpoint` when
+    there is one (`checkpoints.prepare`); `config.restart` starts over.
+    """
     train_spec, eval_spec = task_specs(config)
+    eval_results.check_path(config.eval_results)
+    if config.checkpoint_interval < 1:
+        raise ValueError(f"--checkpoint-interval {config.checkpoint_interval} must be >= 1")
     samplers = load_samplers(config)
     algorithm = build_algorithm(config)
-    checkpoint = tf.train.Checkpoint(model=algorithm.model, optimizer=algorithm.optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, config.checkpoint, max_to_keep=5,
-                                         checkpoint_name="model.ckpt")
+    run_checkpoint = checkpoints.RunCheckpoint(config.checkpoint, algorithm.model,
+                                               algorithm.optimizer)
+    summaries = None
     if config.pretrained:
         log_fn("Restoring from checkpoint...")
-        if manager.latest_checkpoint is None:
+        if run_checkpoint.latest is None:
             raise FileNotFoundError(f"--pretrained: no checkpoint in {config.checkpoint!r}")
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        checkpoints.check_compatible(config.checkpoint, config, checkpoints.STRUCTURE_FIELDS)
+        run_checkpoint.restore(log_fn)
     else:
+        start = checkpoints.prepare(run_checkpoint, config, log_fn)
         log_fn("Training...")
-        config.save(config.checkpoint)
-        monitored = ("train", "test")
-        monitor = {s: iter(episodes.eval_dataset(samplers[s], eval_spec, config.seed,
-                                                 episodes.MONITOR_STREAM + i))
-                   for i, s in enumerate(monitored)}
-        writers = {s: tf.summary.create_file_writer(os.path.join(config.checkpoint, s))
-                   for s in monitored}
-        tasks = iter(episodes.train_dataset(samplers["train"], train_spec, config.seed,
-                                            config.meta_batch))
-        train(algorithm, tasks, monitor, writers, lambda i: manager.save(checkpoint_number=i),
-              meta_iters=config.meta_iters, meta_step=config.meta_step,
-              meta_step_final=config.meta_step_final, eval_interval=config.eval_interval,
-              num_classes=config.classes, log_fn=log_fn)
+        checkpoints.save_config(config, config.checkpoint)
+        summaries = Summaries(config.checkpoint)
+        _train(config, algorithm, samplers, (train_spec, eval_spec), run_checkpoint, summaries,
+               start, log_fn)
     log_fn("Evaluating...")
-    results = {}
+    began = time.perf_counter()
+    counts = _final_evaluation(config, algorithm, samplers, eval_spec)
+    results = {split: accuracy(c, config.classes) for split, c in counts.items()}
+    for split, acc in results.items():
+        log_fn(f"{SPLIT_TITLES[split]} accuracy: {np.float64(acc)}")
+    for split, c in counts.items():
+        log_fn(eval_results.ci_line(SPLIT_TITLES[split], c, config.classes))
+    if config.eval_results:
+        eval_results.write(config.eval_results, counts, config.classes)
+    if summaries is not None:
+        summaries.final(results, config.meta_iters, time.perf_counter() - began)
+    if config.export:
+        export.export(algorithm, config, config.export)
+        log_fn(f"Exported a SavedModel to {config.export}")
+    return results
+
+
+def _train(config, algorithm, samplers, specs, run_checkpoint, summaries, start, log_fn):
+    """The meta-training loop from iteration `start`, with monitoring and summaries."""
+    train_spec, eval_spec = specs
+    monitored = ("train", "test")
+    # Monitoring task `i` is the one evaluated after iteration `i`, so a
+    # resumed run monitors the same tasks as an uninterrupted one.
+    first = -(-start // config.eval_interval) * config.eval_interval
+    monitor = {s: iter(episodes.eval_dataset(samplers[s], eval_spec, config.seed,
+                                             episodes.MONITOR_STREAM + i, start=first,
+                                             step=config.eval_interval))
+               for i, s in enumerate(monitored)}
+    tasks = iter(episodes.train_dataset(samplers["train"], train_spec, config.seed,
+                                        config.meta_batch, start_iteration=start))
+    summaries.hparams(config, list(samplers))
+    if start < config.meta_iters:
+        first_task = next(iter(episodes.train_dataset(samplers["train"], train_spec,
+                                                      config.seed, 1, start_iteration=start)))
+        summaries.episode(first_task.images[0].numpy(), config.classes, start)
+    bar = Progress("train", config.meta_iters, start=start,
+                   enabled=progress.wanted(config.progress, sys.stderr))
+    train(algorithm, tasks, monitor, summaries.writers, run_checkpoint.save,
+          meta_iters=config.meta_iters, meta_step=config.meta_step,
+          meta_step_final=config.meta_step_final, eval_interval=config.eval_interval,
+          num_classes=config.classes, start_iteration=start, log_fn=bar.wrap(log_fn),
+          checkpoint_interval=config.checkpoint_interval, recorder=summaries, progress=bar)
+    bar.close()
+
+
+def _final_evaluation(config, algorithm, samplers, eval_spec) -> dict[str, np.ndarray]:
+    """Split -> per-task correct counts over `config.eval_samples` tasks."""
+    counts = {}
     for i, (split, sampler) in enumerate(samplers.items()):
         data = episodes.eval_dataset(sampler, eval_spec, config.seed,
                                      episodes.FINAL_EVAL_STREAM + i, config.eval_samples)
-        counts = evaluate(algorithm, data, config.eval_samples)
-        results[split] = accuracy(counts, config.classes)
-        log_fn(f"{SPLIT_TITLES[split]} accuracy: {np.float64(results[split])}")
-    return results
+        bar = Progress(f"eval {split}", config.eval_samples,
+                       enabled=progress.wanted(config.progress, sys.stderr))
+        counts[split] = evaluate(algorithm, _counted(data, bar), config.eval_samples)
+        bar.close()
+    return counts
+
+
+def _counted(items, bar):
+    """Yields `items`, advancing `bar` as they are consumed."""
+    for n, item in enumerate(items):
+        yield item
+        bar.update(n + 1)
