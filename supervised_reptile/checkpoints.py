@@ -96,7 +96,9 @@ class RunCheckpoint:
         for path in candidates:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
-            except (tf.errors.OpError, ValueError, AssertionError) as err:
+            # A damaged file surfaces as any of these, depending on where it is cut.
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError,
+                    OSError) as err:
                 first_line = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
                 errors.append(f"{os.path.basename(path)}: {first_line}")
                 log_fn(f"warning: cannot restore {path} ({first_line}); trying an older one")
