@@ -191,6 +191,15 @@ def clear(directory: str) -> list[str]:
     return deleted
 
 
+def remove_partial_writes(directory: str) -> list[str]:
+    """Deletes the `model.ckpt-<i>_temp` folders that saves killed mid-write
+    leave behind (never referenced by the state file); returns their paths."""
+    paths = glob.glob(os.path.join(glob.escape(directory), CHECKPOINT_NAME + "-*_temp"))
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+    return paths
+
+
 def prepare(run_checkpoint: RunCheckpoint, config: Config,
             log_fn: Callable[[str], None] = print) -> int:
     """Resumes or starts a training run; returns the first iteration to run.
@@ -208,5 +217,6 @@ def prepare(run_checkpoint: RunCheckpoint, config: Config,
         return 0
     check_compatible(config.checkpoint, config)
     path, start = run_checkpoint.restore(log_fn)
+    remove_partial_writes(config.checkpoint)
     log_fn(f"Resuming from {path} at iteration {start}")
     return start

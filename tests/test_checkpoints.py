@@ -117,6 +117,44 @@ def test_mismatched_run_is_refused_by_the_script(tiny_run):
     assert "--inner-batch was 5 in the checkpoint's run, is 3 now" in last
 
 
+# Writes checkpoints back to back (every weight and Adam's step = the iteration) until
+# killed; a wide logits layer (5M floats) makes each write last long enough to be hit.
+_SAVER = r"""
+import sys
+import tensorflow as tf
+from supervised_reptile import checkpoints, models
+from supervised_reptile.optimizers import Adam
+model = models.build_omniglot_model(20000, seed=0)
+optimizer = Adam(1e-3)
+optimizer.build(model.trainable_variables)
+ck = checkpoints.RunCheckpoint(sys.argv[1], model, optimizer)
+for i in range(10**9):
+    for v in model.trainable_variables:
+        v.assign(tf.fill(v.shape, float(i)))
+    optimizer.step.assign(float(i))
+    ck.save(i)
+"""
+
+
+def test_kill_during_a_checkpoint_write_leaves_a_consistent_checkpoint(tmp_path):
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(tmp_path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, partial = time.time() + 300, []
+    while not partial and proc.poll() is None and time.time() < deadline:
+        if _latest_number(tmp_path) >= 2:  # kill as soon as a write is under way
+            partial = [n for n in os.listdir(tmp_path) if n.endswith("_temp")]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert partial, "no write in progress was seen"
+    ck, model, optimizer = _run_checkpoint(tmp_path, classes=20000)
+    path, start = ck.restore()
+    assert start >= 3 and optimizer.step.numpy() == start - 1
+    assert all(np.all(v.numpy() == start - 1) for v in model.trainable_variables)
+    assert checkpoints.remove_partial_writes(str(tmp_path))
+    assert not [n for n in os.listdir(tmp_path) if n.endswith("_temp")]
+
+
 def _latest_number(directory):
     try:
         with open(os.path.join(directory, "checkpoint")) as f:
