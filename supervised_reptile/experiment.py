@@ -6,7 +6,6 @@ import time
 from typing import Callable
 
 import numpy as np
-import tensorflow as tf
 
 from supervised_reptile import (checkpoints, episodes, eval_results, export, miniimagenet,
                                 models, omniglot, progress)

@@ -11,7 +11,6 @@ import pytest
 import tensorflow as tf
 
 from supervised_reptile import checkpoints, episodes, experiment, export
-from supervised_reptile.episodes import EvalEpisode
 
 # Runs in a fresh interpreter: plain TensorFlow and NumPy only.
 _LOADER = r"""
