@@ -257,6 +257,32 @@ class Reptile:
             var.assign(value)
         return self.learner
 
+    def query_logits(self, weights, frozen, state, support_images, support_labels, batches,
+                     query_images) -> tf.Tensor:
+        """Fine-tunes weight tensors on a support set, then the queries' logits.
+
+        The same computation as `adapt_and_predict` (before the argmax), on
+        plain tensors and with dynamic shapes (any N' <= N, any shots, any
+        number of queries, any batches), for tracing into a SavedModel.
+
+        Args:
+          weights, frozen: the model's trainable / non-trainable values.
+          state: an inner optimizer state (`optimizer.read_state()`).
+          support_images: float32 `[S, *image_shape]`; support_labels: int32 `[S]`.
+          batches: int32 `[steps, batch]` indices into the support set.
+          query_images: float32 `[Q, *image_shape]`.
+
+        Returns:
+          float32 `[Q, N]` logits.
+        """
+        w, _, _, _ = self._adapt(weights, frozen, state, support_images, support_labels,
+                                 batches, tf.zeros([0], tf.int32))
+        if self.transductive:
+            return self._logits(w, frozen, query_images)
+        return tf.map_fn(  # each query with the whole support set, as `_predict`
+            lambda q: self._logits(w, frozen, tf.concat([support_images, q[None]], 0))[-1],
+            query_images, fn_output_signature=tf.float32)
+
 
 class FOML(Reptile):
     """First-order MAML (`--foml`): the update is the last inner step's change.

@@ -63,6 +63,14 @@ class Config:
       meta_lr: with `maml`, the outer Adam learning rate.
       maml_query_shots: with `maml`, query images per class in a training task
         (0: as many as the support shots, as the reference code on Omniglot).
+      restart: start over: delete this run's checkpoints and TensorBoard logs
+        in `checkpoint` instead of resuming from them.
+      checkpoint_interval: iterations between checkpoints (and at the end).
+      progress: progress bar on stderr: "auto" (when stderr is a terminal),
+        "on" or "off".
+      eval_results: file for the final evaluation's per-task results (".json"
+        or ".csv"); "" for none.
+      export: directory for a SavedModel of the trained model; "" for none.
     """
 
     dataset: str = "omniglot"
@@ -102,6 +110,12 @@ class Config:
     maml_inner_lr: float = 0.01
     meta_lr: float = 1e-3
     maml_query_shots: int = 0
+    # -- resume, monitoring and export (issue 4) --
+    restart: bool = False
+    checkpoint_interval: int = 100
+    progress: str = "auto"
+    eval_results: str = ""
+    export: str = ""
 
     def __post_init__(self):
         _check_maml(self)
@@ -260,6 +274,7 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
         return p
     _add_errors_flags(p, d)
     _add_distribute_flags(p, d)
+    _add_run_output_flags(p, d)
     names = sorted(k for k, (ds, _) in _all_presets().items() if ds == dataset)
     p.add_argument("--preset", choices=names, default=None,
                    help="start from a paper command's settings (explicit flags override them)")
@@ -298,6 +313,21 @@ def _add_distribute_flags(p: argparse.ArgumentParser, d: Config) -> None:
                    "(--sgd) reproduces a single-device run exactly (see README)")
     p.add_argument("--cpu-devices", default=d.cpu_devices, type=int,
                    help="with --distribute mirrored and no GPU: logical CPU devices to use")
+
+
+def _add_run_output_flags(p: argparse.ArgumentParser, d: Config) -> None:
+    """Resume, monitoring and export flags (issue 4)."""
+    p.add_argument("--restart", action="store_true",
+                   help="start over: delete the checkpoints and TensorBoard logs in --checkpoint "
+                   "(without it, a run with an existing checkpoint resumes from it)")
+    p.add_argument("--checkpoint-interval", default=d.checkpoint_interval, type=int,
+                   help="meta-iterations between checkpoints (one is also written at the end)")
+    p.add_argument("--progress", default=d.progress, choices=("auto", "on", "off"),
+                   help="progress bar with ETA on stderr; auto: only when stderr is a terminal")
+    p.add_argument("--eval-results", default=d.eval_results, metavar="FILE",
+                   help="write the final evaluation's per-task results to FILE (.json or .csv)")
+    p.add_argument("--export", default=d.export, metavar="DIR",
+                   help="after training, write a SavedModel (serve, adapt_and_predict) to DIR")
 
 
 def parse_args(argv: Sequence[str] | None, dataset: str) -> Config:

@@ -165,6 +165,11 @@ class DistributedMetaStep:
         """One meta-iteration over a meta-batch (every replica is given all of it)."""
         return self._step_fn(episodes, tf.constant(meta_step_size, tf.float32))
 
+    @property
+    def model(self):
+        """The meta-model (mirrored variables)."""
+        return self.algorithm.model
+
     def adapt_and_predict(self, episode: EvalEpisode) -> tf.Tensor:
         """One task on this process's first replica (monitoring)."""
         return self.algorithm.adapt_and_predict(episode)

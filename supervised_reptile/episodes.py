@@ -221,7 +221,7 @@ def train_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, meta_b
 
 
 def eval_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, stream: int,
-                 num_tasks: int | None = None) -> tf.data.Dataset:
+                 num_tasks: int | None = None, start: int = 0, step: int = 1) -> tf.data.Dataset:
     """`EvalEpisode`s: N x (K + 1) images, one query per class, the rest the support set.
 
     Args:
@@ -230,6 +230,8 @@ def eval_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, stream:
       seed: the run seed.
       stream: which task sequence (e.g. `FINAL_EVAL_STREAM + split`).
       num_tasks: length of the dataset; None for endless.
+      start, step: the task indices are `start, start + step, ...` (monitoring
+        uses the iteration number, so a resumed run sees the same tasks).
     """
     sampler = _sampler(pool)
     sampler.check(spec.num_classes, spec.num_shots + 1, "evaluation tasks")
@@ -246,6 +248,7 @@ def eval_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, stream:
         return EvalEpisode(tf.gather(images, support_idx), tf.gather(labels, support_idx),
                            batches, tf.gather(images, query_idx), tf.gather(labels, query_idx))
 
-    indices = tf.data.Dataset.counter() if num_tasks is None else tf.data.Dataset.range(num_tasks)
+    indices = (tf.data.Dataset.counter(start, step) if num_tasks is None
+               else tf.data.Dataset.range(start, start + num_tasks * step, step))
     return (indices.map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .prefetch(4))

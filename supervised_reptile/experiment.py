@@ -1,18 +1,21 @@
 """Builds a run from a `Config` and executes it: what `run_*.py` call."""
 
 import os
+import sys
+import time
 from typing import Callable
 
 import numpy as np
-import tensorflow as tf
 
-from supervised_reptile import (distribute, episodes, guard, miniimagenet, models, omniglot,
-                                validate)
+from supervised_reptile import (checkpoints, distribute, episodes, eval_results, export, guard,
+                                miniimagenet, models, omniglot, progress, validate)
 from supervised_reptile.algorithms import FOML, Reptile
 from supervised_reptile.config import Config
 from supervised_reptile.evaluate import accuracy, confidence_interval, evaluate
 from supervised_reptile.maml import MAML, accuracy_per_step
 from supervised_reptile.optimizers import make_optimizer
+from supervised_reptile.progress import Progress
+from supervised_reptile.summaries import Summaries
 from supervised_reptile.train import train
 
 #: Printed split names, in the original's order.
@@ -79,65 +82,142 @@ def _maml_protocol(algorithm: MAML, data, config: Config, title: str,
              for s in range(per_step.shape[1])]
     log_fn(f"{title} accuracy after each inner step (95% CI over {len(per_step)} tasks): "
            + ", ".join(cells))
-    return float(per_step[:, -1].mean())
+    result = float(per_step[:, -1].mean())
+    log_fn(f"{title} accuracy: {np.float64(result)}")
+    return result
 
 
 def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, float]:
-    """Trains (unless `config.pretrained`) and evaluates; returns split -> accuracy."""
-    validate.before_run(config)
+    """Trains (unless `config.pretrained`) and evaluates; returns split -> accuracy.
+
+    Training resumes from the latest checkpoint in `config.checkpoint` when
+    there is one (`checkpoints.prepare`); `config.restart` starts over. With
+    `config.distribute`, every worker runs this; only the chief prints,
+    writes checkpoints, TensorBoard events, results and exports.
+    """
+    validate.before_run(config)  # also --checkpoint-interval and the --distribute options
+    eval_results.check_path(config.eval_results)
     strategy = distribute.make_strategy(config.distribute, config.cpu_devices)
     chief = distribute.is_chief(strategy)
-    if not chief:  # Workers compute; only the chief prints, writes and saves.
-        log_fn = lambda line: None  # noqa: E731
+    if not chief:
+        log_fn = _silent
     train_spec, eval_spec = task_specs(config)
     samplers = load_samplers(config)
     with strategy.scope():
         algorithm = build_algorithm(config)
     stepper = (algorithm if config.distribute == "none"
                else distribute.DistributedMetaStep(algorithm, strategy))
-    checkpoint = tf.train.Checkpoint(model=algorithm.model, optimizer=algorithm.optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, config.checkpoint, max_to_keep=5,
-                                         checkpoint_name="model.ckpt")
+    run_checkpoint = checkpoints.RunCheckpoint(config.checkpoint, algorithm.model,
+                                               algorithm.optimizer)
+    summaries = None
     if config.pretrained:
         log_fn("Restoring from checkpoint...")
-        if manager.latest_checkpoint is None:
+        if run_checkpoint.latest is None:
             raise FileNotFoundError(f"--pretrained: no checkpoint in {config.checkpoint!r}")
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        checkpoints.check_compatible(config.checkpoint, config, checkpoints.STRUCTURE_FIELDS)
+        run_checkpoint.restore(log_fn)
     else:
+        # Only the chief deletes a previous run; the other workers start at 0 too.
+        start = (checkpoints.prepare(run_checkpoint, config, log_fn)
+                 if chief or not config.restart else 0)
         log_fn("Training...")
-        monitored = ("train", "test")
         if chief:
-            config.save(config.checkpoint)
-            writers = {s: tf.summary.create_file_writer(os.path.join(config.checkpoint, s))
-                       for s in monitored}
-        else:
-            writers = {s: tf.summary.create_noop_writer() for s in monitored}
-        monitor = {s: iter(episodes.eval_dataset(samplers[s], eval_spec, config.seed,
-                                                 episodes.MONITOR_STREAM + i))
-                   for i, s in enumerate(monitored)}
-        tasks = iter(episodes.train_dataset(samplers["train"], train_spec, config.seed,
-                                            config.meta_batch))
-        save = guard.guarded_save(lambda i: manager.save(checkpoint_number=i) if chief else None,
-                                  config.checkpoint, algorithm.model.trainable_variables)
-        try:
-            with guard.stop_on_sigint() as stop:
-                train(stepper, tasks, monitor, writers, save,
-                      meta_iters=config.meta_iters, meta_step=config.meta_step,
-                      meta_step_final=config.meta_step_final, eval_interval=config.eval_interval,
-                      num_classes=config.classes, log_fn=log_fn, stop=stop)
-        except distribute.PEER_ERRORS as err:
-            if config.distribute == "none":
-                raise
-            raise distribute.worker_lost(err, manager.latest_checkpoint) from None
+            checkpoints.save_config(config, config.checkpoint)
+        summaries = Summaries(config.checkpoint if chief else None)
+        _train(config, stepper, samplers, (train_spec, eval_spec), run_checkpoint, summaries,
+               start, log_fn, chief)
     log_fn("Evaluating...")
-    results = {}
-    for i, (split, sampler) in enumerate(samplers.items()):
-        data = episodes.eval_dataset(sampler, eval_spec, config.seed,
-                                     episodes.FINAL_EVAL_STREAM + i, config.eval_samples)
-        if config.maml:
-            results[split] = _maml_protocol(algorithm, data, config, SPLIT_TITLES[split], log_fn)
-        else:
-            counts = evaluate(stepper, data, config.eval_samples)
-            results[split] = accuracy(counts, config.classes)
-        log_fn(f"{SPLIT_TITLES[split]} accuracy: {np.float64(results[split])}")
+    began = time.perf_counter()
+    if config.maml:
+        results = {split: _maml_protocol(algorithm, data, config, SPLIT_TITLES[split], log_fn)
+                   for split, data in _final_datasets(config, samplers, eval_spec).items()}
+    else:
+        results = _report(config, _final_evaluation(config, stepper, samplers, eval_spec),
+                          log_fn if chief else None)
+    if summaries is not None:
+        summaries.final(results, config.meta_iters, time.perf_counter() - began)
+    if config.export and chief:
+        export.export(algorithm, config, config.export)
+        log_fn(f"Exported a SavedModel to {config.export}")
     return results
+
+
+def _silent(line: str) -> None:
+    del line
+
+
+def _train(config, stepper, samplers, specs, run_checkpoint, summaries, start, log_fn, chief):
+    """The meta-training loop from iteration `start`, with monitoring and summaries."""
+    train_spec, eval_spec = specs
+    monitored = ("train", "test")
+    # Monitoring task `i` is the one evaluated after iteration `i`, so a
+    # resumed run monitors the same tasks as an uninterrupted one.
+    first = -(-start // config.eval_interval) * config.eval_interval
+    monitor = {s: iter(episodes.eval_dataset(samplers[s], eval_spec, config.seed,
+                                             episodes.MONITOR_STREAM + i, start=first,
+                                             step=config.eval_interval))
+               for i, s in enumerate(monitored)}
+    tasks = iter(episodes.train_dataset(samplers["train"], train_spec, config.seed,
+                                        config.meta_batch, start_iteration=start))
+    summaries.hparams(config, list(samplers))
+    if start < config.meta_iters:
+        first_task = next(iter(episodes.train_dataset(samplers["train"], train_spec,
+                                                      config.seed, 1, start_iteration=start)))
+        summaries.episode(first_task.images[0].numpy(), config.classes, start)
+    bar = Progress("train", config.meta_iters, start=start,
+                   enabled=chief and progress.wanted(config.progress, sys.stderr))
+    save = guard.guarded_save(run_checkpoint.save if chief else _silent, config.checkpoint,
+                              stepper.model.trainable_variables)
+    try:
+        with guard.stop_on_sigint() as stop:
+            train(stepper, tasks, monitor, summaries.writers, save,
+                  meta_iters=config.meta_iters, meta_step=config.meta_step,
+                  meta_step_final=config.meta_step_final, eval_interval=config.eval_interval,
+                  num_classes=config.classes, start_iteration=start, log_fn=bar.wrap(log_fn),
+                  checkpoint_interval=config.checkpoint_interval, recorder=summaries,
+                  progress=bar, stop=stop)
+    except distribute.PEER_ERRORS as err:
+        if config.distribute == "none":
+            raise
+        raise distribute.worker_lost(err, run_checkpoint.latest) from None
+    finally:
+        bar.close()
+
+
+def _final_datasets(config, samplers, eval_spec) -> dict:
+    """Split -> the final evaluation's `config.eval_samples` tasks."""
+    return {split: episodes.eval_dataset(sampler, eval_spec, config.seed,
+                                         episodes.FINAL_EVAL_STREAM + i, config.eval_samples)
+            for i, (split, sampler) in enumerate(samplers.items())}
+
+
+def _final_evaluation(config, algorithm, samplers, eval_spec) -> dict[str, np.ndarray]:
+    """Split -> per-task correct counts over `config.eval_samples` tasks."""
+    counts = {}
+    for split, data in _final_datasets(config, samplers, eval_spec).items():
+        bar = Progress(f"eval {split}", config.eval_samples,
+                       enabled=progress.wanted(config.progress, sys.stderr))
+        counts[split] = evaluate(algorithm, _counted(data, bar), config.eval_samples)
+        bar.close()
+    return counts
+
+
+def _report(config, counts, log_fn) -> dict[str, float]:
+    """Prints the original's accuracy lines, then the CI lines; writes `--eval-results`."""
+    results = {split: accuracy(c, config.classes) for split, c in counts.items()}
+    if log_fn is None:  # not the chief
+        return results
+    for split, acc in results.items():
+        log_fn(f"{SPLIT_TITLES[split]} accuracy: {np.float64(acc)}")
+    for split, c in counts.items():
+        log_fn(eval_results.ci_line(SPLIT_TITLES[split], c, config.classes))
+    if config.eval_results:
+        eval_results.write(config.eval_results, counts, config.classes)
+    return results
+
+
+def _counted(items, bar):
+    """Yields `items`, advancing `bar` as they are consumed."""
+    for n, item in enumerate(items):
+        yield item
+        bar.update(n + 1)

@@ -17,18 +17,25 @@ def meta_step_size(iteration: int, meta_iters: int, initial: float, final: float
     return frac * final + (1 - frac) * initial
 
 
+def _num_tasks(batch) -> int:
+    """Tasks in a meta-batch (the leading axis of its images)."""
+    images = getattr(batch, "images", None)
+    return int(images.shape[0]) if images is not None else 1
+
+
 def train(algorithm, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[EvalEpisode]],
           writers: dict[str, tf.summary.SummaryWriter], save: Callable[[int], None], *,
           meta_iters: int, meta_step: float, meta_step_final: float, eval_interval: int,
           num_classes: int, start_iteration: int = 0, log_fn: Callable[[str], None] = print,
-          time_deadline: float | None = None, stop: guard.StopFlag | None = None) -> int:
+          time_deadline: float | None = None, checkpoint_interval: int = 100,
+          recorder=None, progress=None, stop: guard.StopFlag | None = None) -> int:
     """Runs meta-iterations `start_iteration .. meta_iters - 1`.
 
     At iteration `i`: one meta-step with the annealed step size; if
     `i % eval_interval == 0`, one evaluation task per monitored split (the
     accuracy is written as scalar `accuracy` at step `i` to that split's
     writer, and `batch <i>: train=<acc> test=<acc>` is logged); if
-    `i % 100 == 0` or `i` is the last iteration, `save(i)`.
+    `i % checkpoint_interval == 0` or `i` is the last iteration, `save(i)`.
 
     Args:
       algorithm: a `Reptile`-like object.
@@ -37,6 +44,10 @@ def train(algorithm, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[
       writers: split name -> summary writer.
       save: called with the iteration number to write a checkpoint.
       time_deadline: `time.time()` after which to stop (after that iteration).
+      checkpoint_interval: iterations between checkpoints (the original's 100).
+      recorder: optional `summaries.Summaries`-like object told about every
+        meta-step (`train_step`) and monitoring evaluation (`evaluated`).
+      progress: optional `progress.Progress`, updated after every iteration.
       stop: when `stop.requested` (Ctrl-C), the current iteration is saved and
         `guard.Interrupted` raised.
 
@@ -50,7 +61,13 @@ def train(algorithm, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[
     """
     for i in range(start_iteration, meta_iters):
         step = meta_step_size(i, meta_iters, meta_step, meta_step_final)
-        guard.check_finite(algorithm.meta_step(next(tasks), step), i)
+        started = time.perf_counter()
+        batch = next(tasks)
+        stats = algorithm.meta_step(batch, step)
+        guard.check_finite(stats, i)
+        trained = time.perf_counter()
+        if recorder is not None:
+            recorder.train_step(i, stats, step, trained - started, _num_tasks(batch))
         if i % eval_interval == 0:
             accs = {}
             for name, episodes in monitor.items():
@@ -59,9 +76,13 @@ def train(algorithm, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[
                     tf.summary.scalar("accuracy", accs[name], step=i)
                 writers[name].flush()
             log_fn("batch %d: %s" % (i, " ".join("%s=%f" % kv for kv in accs.items())))
+            if recorder is not None:
+                recorder.evaluated(i, time.perf_counter() - trained)
         stopping = stop is not None and stop.requested
-        if i % 100 == 0 or i == meta_iters - 1 or stopping:
+        if i % checkpoint_interval == 0 or i == meta_iters - 1 or stopping:
             save(i)
+        if progress is not None:
+            progress.update(i + 1)
         if stopping:
             raise guard.Interrupted(i)
         if time_deadline is not None and time.time() > time_deadline:

@@ -64,6 +64,7 @@ def check_flags(config: Config, warn: Callable[[str], None] = warn) -> None:
                  "(> 1) or moves away from the adapted weights (< 0)")
     _check_algorithm_flags(config, warn)
     _check_batches(config, warn)
+    _check_run_options(config)
 
 
 def _check_algorithm_flags(config: Config, warn: Callable[[str], None]) -> None:
@@ -78,6 +79,19 @@ def _check_algorithm_flags(config: Config, warn: Callable[[str], None]) -> None:
         if config.inner_iters < 2:
             raise ValueError("--foml-tail needs --inner-iters >= 2 (the original loops forever "
                              f"with {config.inner_iters}: no batch is left before the tail)")
+
+
+def _check_run_options(config: Config) -> None:
+    if config.cpu_devices < 1:
+        raise ValueError(f"--cpu-devices {config.cpu_devices} must be >= 1")
+    if config.cpu_devices > 1 and config.distribute != "mirrored":
+        raise ValueError(f"--cpu-devices {config.cpu_devices} only applies to --distribute "
+                         f"mirrored (got --distribute {config.distribute})")
+    if config.checkpoint_interval < 1:
+        raise ValueError(f"--checkpoint-interval {config.checkpoint_interval} must be >= 1")
+    if config.export and config.maml:
+        raise ValueError(f"--export {config.export!r} is not available with --maml: the "
+                         "SavedModel's adapt_and_predict runs the Reptile/FOML inner loop")
 
 
 def _check_batches(config: Config, warn: Callable[[str], None]) -> None:

@@ -71,3 +71,35 @@ def real_omniglot_dir(tmp_path_factory):
     with zipfile.ZipFile(SHARED_OMNIGLOT_ZIP) as z:
         z.extractall(out)
     return str(out / "images_background_small1")
+
+
+#: The training flags of `tiny_run` (kill-and-resume, TensorBoard, export tests).
+TINY_RUN_FLAGS = ["--train-characters", "10", "--shots", "1", "--train-shots", "3",
+                  "--meta-iters", "20", "--eval-interval", "5", "--eval-samples", "4",
+                  "--eval-iters", "3", "--inner-iters", "2", "--meta-batch", "2",
+                  "--checkpoint-interval", "1"]
+
+
+def run_script(script, *args, cwd, **popen):
+    """Runs a run script in a subprocess (`subprocess.run` result, text output)."""
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, os.path.join(REPO, script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600, **popen)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One uninterrupted tiny Omniglot run with --export and --eval-results
+    (issue 4's tests share it): dict of `root`, `data`, `checkpoint`,
+    `export`, `results` paths and the process `result`."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    data = make_omniglot(root / "omni", alphabets=3, characters=5)
+    result = run_script("run_omniglot.py", "--data-dir", data, "--checkpoint", "ck",
+                        "--export", "exported", "--eval-results", "results.json",
+                        *TINY_RUN_FLAGS, cwd=root)
+    assert result.returncode == 0, result.stderr
+    return {"root": root, "data": data, "checkpoint": str(root / "ck"),
+            "export": str(root / "exported"), "results": str(root / "results.json"),
+            "result": result}
