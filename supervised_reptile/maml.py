@@ -91,7 +91,8 @@ class MAML:
     def _outputs(self, weights, frozen, inputs):
         return self.learner.stateless_call(weights, frozen, inputs, training=True)[0]
 
-    def _read_model(self):
+    def read_model(self):
+        """The meta-weights and the non-trainable weights, as tensors."""
         return ([tf.identity(v) for v in self.model.trainable_variables],
                 [tf.identity(v) for v in self.model.non_trainable_variables])
 
@@ -135,46 +136,78 @@ class MAML:
 
     # -- meta-training ---------------------------------------------------
 
+    def task_updates(self, old, frozen, state, episodes: TrainEpisode, first=0, stride=1):
+        """Meta-gradients of tasks `first, first + stride, ...` of a meta-batch.
+
+        The same contract as `Reptile.task_updates` (so `distribute` runs
+        both): each task's result lands in its own slot.
+
+        Args:
+          old: the meta-weights as tensors; frozen: the non-trainable ones.
+          state: unused (MAML's inner SGD has no state); returned as `()`.
+          episodes: a `TrainEpisode` with a leading `[meta_batch]` axis; each
+            task's `tail` (non-empty) indexes its query set.
+
+        Returns:
+          `(grads, losses, ())`: `grads` a list of `[meta_batch, *w.shape]`
+          stacks (zeros for tasks not run here); `losses` a dict of float
+          `[meta_batch]` stacks, `inner_loss` (support loss before
+          adaptation) and `query_loss` (after it).
+        """
+        del state
+        if episodes.tail.shape[-1] == 0:
+            raise ValueError("MAML needs a query set: build training tasks with "
+                             "TaskSpec.tail_shots (the query shots per class)")
+        num_tasks = episodes.images.shape[0]
+
+        def body(m, grads, inner, query):
+            g, s, q = self._task_gradients(old, frozen, episodes.images[m], episodes.labels[m],
+                                           episodes.batches[m], episodes.tail[m])
+            grads = [tf.tensor_scatter_nd_update(t, [[m]], x[None]) for t, x in zip(grads, g)]
+            return (m + stride, grads, tf.tensor_scatter_nd_update(inner, [[m]], s[None]),
+                    tf.tensor_scatter_nd_update(query, [[m]], q[None]))
+
+        zeros = tf.zeros([num_tasks], old[0].dtype)
+        _, grads, inner, query = tf.while_loop(
+            lambda m, *_: m < num_tasks, body,
+            (tf.convert_to_tensor(first, tf.int32), [tf.zeros([num_tasks] + w.shape, w.dtype)
+                                                     for w in old], zeros, zeros))
+        return grads, {"inner_loss": inner, "query_loss": query}, ()
+
     def meta_gradients(self, episodes: TrainEpisode) -> tuple[list, dict]:
         """The meta-gradient averaged over a meta-batch (no state changes).
 
         Args:
-          episodes: a `TrainEpisode` with a leading `[meta_batch]` axis; each
-            task's `tail` (non-empty) indexes its query set.
+          episodes: see `task_updates`.
 
         Returns:
           `(grads, {"inner_loss", "query_loss"})`: grads shaped like the
           meta-weights; the mean support loss before adaptation and the mean
           query loss after it.
         """
-        if episodes.tail.shape[-1] == 0:
-            raise ValueError("MAML needs a query set: build training tasks with "
-                             "TaskSpec.tail_shots (the query shots per class)")
-        meta, frozen = self._read_model()
-        num_tasks = episodes.images.shape[0]
-        zero = tf.zeros([], meta[0].dtype)
+        meta, frozen = self.read_model()
+        grads, losses, _ = self.task_updates(meta, frozen, (), episodes)
+        return _mean_in_order(grads), {k: _mean_in_order([v])[0] for k, v in losses.items()}
 
-        def body(m, total, s_loss, q_loss):
-            grads, s, q = self._task_gradients(meta, frozen, episodes.images[m],
-                                               episodes.labels[m], episodes.batches[m],
-                                               episodes.tail[m])
-            return m + 1, [t + g for t, g in zip(total, grads)], s_loss + s, q_loss + q
+    def apply_meta_update(self, old, grads, losses, meta_step_size) -> dict:
+        """One outer Adam step with the tasks' mean meta-gradient (summed in
+        task order from `task_updates`' slots); `meta_step_size` is ignored.
 
-        _, total, s_loss, q_loss = tf.while_loop(
-            lambda m, *_: m < num_tasks, body,
-            (tf.constant(0), [tf.zeros_like(w) for w in meta], zero, zero))
-        grads = [g / num_tasks for g in total]
-        return grads, {"inner_loss": s_loss / num_tasks, "query_loss": q_loss / num_tasks}
-
-    def _meta_step(self, episodes: TrainEpisode):
-        self.num_traces += 1
-        grads, metrics = self.meta_gradients(episodes)
-        weights = [tf.identity(v) for v in self.model.trainable_variables]
-        new, state = self.optimizer.apply(weights, grads, self.optimizer.read_state())
+        Returns:
+          The mean of each of `losses` over the tasks.
+        """
+        del meta_step_size
+        new, state = self.optimizer.apply(old, _mean_in_order(grads), self.optimizer.read_state())
         for var, value in zip(self.model.trainable_variables, new):
             var.assign(value)
         self.optimizer.assign_state(state)
-        return metrics
+        return {k: _mean_in_order([v])[0] for k, v in losses.items()}
+
+    def _meta_step(self, episodes: TrainEpisode):
+        self.num_traces += 1
+        old, frozen = self.read_model()
+        grads, losses, _ = self.task_updates(old, frozen, (), episodes)
+        return self.apply_meta_update(old, grads, losses, None)
 
     def meta_step(self, episodes: TrainEpisode, meta_step_size: float = 1.0) -> dict:
         """One outer Adam step on the meta-batch's mean query loss.
@@ -206,7 +239,7 @@ class MAML:
 
     def _adapt_and_predict_steps(self, episode: EvalEpisode):
         self.num_traces += 1
-        meta, frozen = self._read_model()
+        meta, frozen = self.read_model()
         history, _ = self._inner_loop(meta, frozen, episode.support_images,
                                       episode.support_labels, episode.batches)
         return tf.stack([self._predict(w, frozen, episode.support_images, episode.query_images)
@@ -214,7 +247,7 @@ class MAML:
 
     def _adapt_weights(self, episode: EvalEpisode):
         self.num_traces += 1
-        meta, frozen = self._read_model()
+        meta, frozen = self.read_model()
         history, _ = self._inner_loop(meta, frozen, episode.support_images,
                                       episode.support_labels, episode.batches)
         return history[-1]
@@ -242,6 +275,18 @@ class MAML:
         for var, value in zip(self.learner.trainable_variables, self._adapt_fn(episode)):
             var.assign(value)
         return self.learner
+
+
+def _mean_in_order(stacks: list) -> list:
+    """Mean over the leading axis of each `[tasks, ...]` stack, summed slot by
+    slot in task order (the same bits wherever the slots were filled)."""
+    means = []
+    for stack in stacks:
+        total = tf.zeros_like(stack[0])
+        for m in range(stack.shape[0]):
+            total = total + stack[m]
+        means.append(total / stack.shape[0])
+    return means
 
 
 def accuracy_per_step(algorithm: MAML, episodes, num_tasks: int) -> np.ndarray:
