@@ -14,14 +14,31 @@ each task's inner loop runs on those tensors through the task learner (a
 clone of the meta-model, built once, applied with `stateless_call`), all
 inside one `tf.function`, and the meta-model is written back once by variable
 assignment.
+
+Speed options (issue 7), off by default:
+  * `inner_state="per-task"`: every task of a meta-batch starts from the
+    optimizer state of the start of the meta-iteration (not from the previous
+    task's), and the state afterwards is the mean over the tasks of their final
+    states (Adam: the mean of m and of v; the step count advances by
+    `inner_iters`, not `meta_batch * inner_iters`). This cannot equal the
+    original, whose tasks share one state sequentially.
+  * `parallel_tasks=True`: the per-task-state meta-iteration computed with all
+    tasks at once (`task_batch.forward`: stacked weights, grouped
+    convolutions). Equal to the sequential `inner_state="per-task"` up to
+    float rounding.
+  * `adapt_and_predict_many`: evaluation of many tasks at once, each from the
+    shared meta-weights and optimizer state, as `adapt_and_predict` one by one.
 """
 
 import keras
 import tensorflow as tf
 
+from supervised_reptile import task_batch
 from supervised_reptile import weights as wmath
 from supervised_reptile.episodes import EvalEpisode, TrainEpisode
 from supervised_reptile.optimizers import InnerOptimizer
+
+INNER_STATES = ("shared", "per-task")
 
 
 class Reptile:
@@ -34,13 +51,28 @@ class Reptile:
         inner step (the original's `--weight-decay`; 1 = none).
       transductive: predict the queries of an evaluation task in one batch
         (True) or each query together with the whole support set (False).
+      inner_state: "shared" (the original: the optimizer state flows from
+        task to task) or "per-task" (see the module docstring); None picks
+        "per-task" with `parallel_tasks`, else "shared".
+      parallel_tasks: run a meta-batch's tasks at once (needs "per-task").
     """
 
     def __init__(self, model: keras.Model, optimizer: InnerOptimizer,
-                 weight_decay: float = 1.0, transductive: bool = False):
+                 weight_decay: float = 1.0, transductive: bool = False,
+                 inner_state: str | None = None, parallel_tasks: bool = False):
         if not 0 < weight_decay <= 1:
             raise ValueError(f"--weight-decay {weight_decay} must be in (0, 1] (a keep-fraction "
                              "applied before every inner step; 1 disables it)")
+        inner_state = inner_state or ("per-task" if parallel_tasks else "shared")
+        if inner_state not in INNER_STATES:
+            raise ValueError(f"--inner-state {inner_state!r} is not one of {INNER_STATES}")
+        if parallel_tasks and inner_state != "per-task":
+            raise ValueError("--parallel-tasks needs --inner-state per-task (tasks run at once "
+                             f"cannot share one optimizer state sequentially), got {inner_state!r}")
+        if parallel_tasks:
+            task_batch.check_supported(model)
+        self.inner_state = inner_state
+        self.parallel_tasks = bool(parallel_tasks)
         self.model = model
         self.learner = keras.models.clone_model(model)
         self.optimizer = optimizer
@@ -48,8 +80,11 @@ class Reptile:
         self.weight_decay = float(weight_decay)
         self._transductive = bool(transductive)
         self.num_traces = 0
-        self._meta_step_fn = tf.function(self._meta_step, reduce_retracing=True)
+        # The task-batched functions need a static task count: no shape relaxing.
+        self._meta_step_fn = (tf.function(self._meta_step_parallel) if parallel_tasks else
+                              tf.function(self._meta_step, reduce_retracing=True))
         self._predict_fn = tf.function(self._adapt_and_predict, reduce_retracing=True)
+        self._predict_many_fn = tf.function(self._adapt_and_predict_many)
 
     @property
     def transductive(self) -> bool:
@@ -58,38 +93,45 @@ class Reptile:
 
     # -- the inner loop --------------------------------------------------
 
-    def _logits(self, weights, frozen, images):
+    # With `many=True` every argument has a leading `[tasks]` axis (weights,
+    # images, labels, batch indices, and the optimizer state's non-scalar
+    # parts): the tasks' inner loops run at once (see `task_batch`), and
+    # losses are summed over the tasks.
+
+    def _logits(self, weights, frozen, images, many=False):
         """The task learner's logits with these weights (batch statistics;
         the updated moving averages that Keras returns are dropped, as the
         original never updates them)."""
+        if many:
+            return task_batch.forward(self.model, weights, images)
         return self.learner.stateless_call(weights, frozen, images, training=True)[0]
 
-    def _loss(self, weights, frozen, images, labels):
-        logits = self._logits(weights, frozen, images)
+    def _loss(self, weights, frozen, images, labels, many=False):
+        logits = self._logits(weights, frozen, images, many)
         # The original minimises the per-example loss vector, i.e. its sum.
         return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
 
-    def _step(self, weights, frozen, state, images, labels):
+    def _step(self, weights, frozen, state, images, labels, many=False):
         """One inner step: weight decay, then one optimizer step on the batch's summed loss."""
         if self.weight_decay != 1.0:
             weights = wmath.scale(weights, self.weight_decay)
         with tf.GradientTape() as tape:
             tape.watch(weights)
-            loss = self._loss(weights, frozen, images, labels)
+            loss = self._loss(weights, frozen, images, labels, many)
         grads = tape.gradient(loss, weights)
         weights, state = self.optimizer.apply(weights, grads, state)
         return weights, state, loss
 
-    def _steps(self, weights, frozen, state, images, labels, batches):
-        """Inner steps over `batches` (`[num_batches, batch]` indices) in a graph loop.
+    def _steps(self, weights, frozen, state, images, labels, batches, many=False):
+        """Inner steps over `batches` (`[num_batches, (tasks,) batch]` indices) in a graph loop.
 
         Returns:
           `(weights, state, loss_sum)`.
         """
         def body(i, w, s, total):
             idx = batches[i]
-            w, s, loss = self._step(w, frozen, s, tf.gather(images, idx),
-                                    tf.gather(labels, idx))
+            w, s, loss = self._step(w, frozen, s, _gather(images, idx, many),
+                                    _gather(labels, idx, many), many)
             return i + 1, w, s, total + loss
 
         _, weights, state, total = tf.while_loop(
@@ -97,22 +139,26 @@ class Reptile:
             (tf.constant(0), weights, state, tf.constant(0.0)))
         return weights, state, total
 
-    def _adapt(self, weights, frozen, state, images, labels, batches, tail):
-        """Runs a task's inner loop.
+    def _adapt(self, weights, frozen, state, images, labels, batches, tail, many=False):
+        """Runs a task's inner loop (every task's, with `many`).
 
         Returns:
-          `(weights, weights_before_last_step, state, mean_loss)`.
+          `(weights, weights_before_last_step, state, mean_loss)`; with
+          `many`, the loss is also averaged over the tasks.
         """
-        if tail.shape[0]:  # FOML tail: ordinary batches, then the held-out tail.
+        if many:  # [tasks, num_batches, batch] -> [num_batches, tasks, batch]
+            batches = tf.transpose(batches, [1, 0, 2])
+        if tail.shape[-1]:  # FOML tail: ordinary batches, then the held-out tail.
             head, last = batches, tail
         else:
             head, last = batches[:-1], batches[-1]
-        weights, state, total = self._steps(weights, frozen, state, images, labels, head)
+        weights, state, total = self._steps(weights, frozen, state, images, labels, head, many)
         before_last = weights
-        weights, state, loss = self._step(weights, frozen, state, tf.gather(images, last),
-                                          tf.gather(labels, last))
+        weights, state, loss = self._step(weights, frozen, state, _gather(images, last, many),
+                                          _gather(labels, last, many), many)
         steps = tf.cast(tf.shape(head)[0] + 1, tf.float32)
-        return weights, before_last, state, (total + loss) / steps
+        tasks = tf.cast(tf.shape(images)[0], tf.float32) if many else 1.0
+        return weights, before_last, state, (total + loss) / steps / tasks
 
     # -- meta-training ---------------------------------------------------
 
@@ -130,22 +176,48 @@ class Reptile:
         self.num_traces += 1
         old, frozen = self._read_model()
         num_tasks = episodes.images.shape[0]
+        start = self.optimizer.read_state()
+        per_task = self.inner_state == "per-task"
 
-        def body(m, state, total, loss_sum):
-            w, before, state, loss = self._adapt(old, frozen, state, episodes.images[m],
-                                                 episodes.labels[m], episodes.batches[m],
-                                                 episodes.tail[m])
-            return m + 1, state, wmath.add(total, self.task_update(old, w, before)), loss_sum + loss
+        def body(m, state, state_sum, total, loss_sum):
+            w, before, end, loss = self._adapt(old, frozen, start if per_task else state,
+                                               episodes.images[m], episodes.labels[m],
+                                               episodes.batches[m], episodes.tail[m])
+            if per_task:
+                state_sum = tf.nest.map_structure(tf.add, state_sum, end)
+            return (m + 1, end, state_sum, wmath.add(total, self.task_update(old, w, before)),
+                    loss_sum + loss)
 
-        _, state, total, loss_sum = tf.while_loop(
+        zeros = tf.nest.map_structure(tf.zeros_like, start) if per_task else ()
+        _, state, state_sum, total, loss_sum = tf.while_loop(
             lambda m, *_: m < num_tasks, body,
-            (tf.constant(0), self.optimizer.read_state(), [tf.zeros_like(w) for w in old],
-             tf.constant(0.0)))
+            (tf.constant(0), start, zeros, [tf.zeros_like(w) for w in old], tf.constant(0.0)))
+        if per_task:
+            state = tf.nest.map_structure(lambda s: s / num_tasks, state_sum)
+        self._write_back(old, total, meta_step_size, num_tasks, state)
+        return {"inner_loss": loss_sum / num_tasks}
+
+    def _meta_step_parallel(self, episodes: TrainEpisode, meta_step_size):
+        """`_meta_step` with per-task states, all tasks at once."""
+        self.num_traces += 1
+        old, frozen = self._read_model()
+        num_tasks = episodes.images.shape[0]
+        start = task_batch.broadcast_state(self.optimizer.read_state(), num_tasks)
+        w, before, state, loss = self._adapt(
+            task_batch.broadcast(old, num_tasks), frozen, start, episodes.images,
+            episodes.labels, episodes.batches, episodes.tail, many=True)
+        # The update of every task against the broadcast old weights, summed.
+        update = self.task_update(task_batch.broadcast(old, num_tasks), w, before)
+        total = [tf.reduce_sum(u, axis=0) for u in update]
+        self._write_back(old, total, meta_step_size, num_tasks, task_batch.mean_state(state))
+        return {"inner_loss": loss}
+
+    def _write_back(self, old, total, meta_step_size, num_tasks, state):
+        """Meta-weights `old + meta_step_size * total / num_tasks`; the optimizer state."""
         new = wmath.add(old, wmath.scale(total, meta_step_size / num_tasks))
         for var, value in zip(self.model.trainable_variables, new):
             var.assign(value)
         self.optimizer.assign_state(state)
-        return {"inner_loss": loss_sum / num_tasks}
 
     def meta_step(self, episodes: TrainEpisode, meta_step_size: float) -> dict:
         """One outer iteration on a meta-batch of tasks.
@@ -161,17 +233,20 @@ class Reptile:
 
     # -- evaluation ------------------------------------------------------
 
-    def _predict(self, weights, frozen, support_images, query_images):
+    def _predict(self, weights, frozen, support_images, query_images, many=False):
         def logits(images):
-            return self._logits(weights, frozen, images)
+            return self._logits(weights, frozen, images, many)
 
         if self.transductive:
             return tf.argmax(logits(query_images), axis=-1, output_type=tf.int32)
         # Each query in its own forward pass, appended to the whole support set.
-        preds = [tf.argmax(logits(tf.concat([support_images, query_images[q:q + 1]], 0))[-1],
-                           output_type=tf.int32)
-                 for q in range(query_images.shape[0])]
-        return tf.stack(preds)
+        axis = 1 if many else 0
+        queries = query_images.shape[axis]
+        preds = [tf.argmax(logits(tf.concat([support_images,
+                                             tf.gather(query_images, [q], axis=axis)],
+                                            axis))[..., -1, :], axis=-1, output_type=tf.int32)
+                 for q in range(queries)]
+        return tf.stack(preds, axis=-1)
 
     def _adapt_and_predict(self, episode: EvalEpisode):
         self.num_traces += 1
@@ -189,6 +264,29 @@ class Reptile:
           int32 `[N]` predicted labels of `episode.query_images`.
         """
         return self._predict_fn(episode)[0]
+
+    def _adapt_and_predict_many(self, episodes: EvalEpisode):
+        self.num_traces += 1
+        old, frozen = self._read_model()
+        tasks = episodes.support_images.shape[0]
+        w, _, _, _ = self._adapt(task_batch.broadcast(old, tasks), frozen,
+                                 task_batch.broadcast_state(self.optimizer.read_state(), tasks),
+                                 episodes.support_images, episodes.support_labels,
+                                 episodes.batches, tf.zeros([tasks, 0], tf.int32), many=True)
+        return self._predict(w, frozen, episodes.support_images, episodes.query_images, many=True)
+
+    def adapt_and_predict_many(self, episodes: EvalEpisode) -> tf.Tensor:
+        """`adapt_and_predict` on many tasks at once (each from the meta-weights
+        and the current optimizer state; no state changes).
+
+        Args:
+          episodes: an `EvalEpisode` whose tensors have a leading `[tasks]` axis.
+
+        Returns:
+          int32 `[tasks, N]` predicted labels; equal to calling
+          `adapt_and_predict` on each task, up to float rounding.
+        """
+        return self._predict_many_fn(episodes)
 
     def adapt(self, episode: EvalEpisode) -> keras.Model:
         """Fine-tunes on an episode's support set and returns the adapted task
@@ -210,3 +308,8 @@ class FOML(Reptile):
     def task_update(self, old, adapted, before_last):
         del old
         return wmath.subtract(adapted, before_last)
+
+
+def _gather(values, indices, many):
+    """`values[indices]`; with `many`, per task (both have a leading `[tasks]` axis)."""
+    return tf.gather(values, indices, batch_dims=1 if many else 0)

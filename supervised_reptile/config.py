@@ -47,6 +47,13 @@ class Config:
       foml: first-order MAML instead of Reptile.
       foml_tail: with `foml`, shots per class held out for the final inner batch.
       sgd: plain SGD instead of Adam (beta1=0) in the inner loop.
+      parallel_tasks: meta-train a meta-batch's tasks at once (not the
+        original's semantics: each task gets its own copy of the inner
+        optimizer state; see `algorithms`).
+      inner_state: "shared" (the original) or "per-task" inner optimizer state
+        in meta-training; None: "per-task" with `parallel_tasks`, else "shared".
+      eval_tasks_at_once: evaluation tasks adapted at once (same results as
+        one by one, up to float rounding).
     """
 
     dataset: str = "omniglot"
@@ -75,6 +82,10 @@ class Config:
     foml: bool = False
     foml_tail: int | None = None
     sgd: bool = False
+    # -- speed (issue 7) --
+    parallel_tasks: bool = False
+    inner_state: str | None = None
+    eval_tasks_at_once: int = 16
 
     @property
     def effective_train_shots(self) -> int:
@@ -146,10 +157,30 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
     if dataset == "omniglot":
         p.add_argument("--train-characters", help="characters in the training split (the rest "
                        "are the test split)", default=d.train_characters, type=int)
+    _add_speed_flags(p, d)
     names = sorted(k for k, (ds, _) in PRESETS.items() if ds == dataset)
     p.add_argument("--preset", choices=names, default=None,
                    help="start from a paper command's settings (explicit flags override them)")
     return p
+
+
+def _add_speed_flags(p: argparse.ArgumentParser, d: Config) -> None:
+    """Flags of the speed options (issue 7); none changes results by default."""
+    p.add_argument("--parallel-tasks", action="store_true",
+                   help="meta-train the meta-batch's tasks at once (vectorised). NOT the "
+                   "original's semantics: each task starts from the inner optimizer state of "
+                   "the start of the meta-iteration, and the state afterwards is the mean of "
+                   "the tasks' final states (Adam: mean m and v; the step count advances by "
+                   "--inner-iters per meta-iteration). Implies --inner-state per-task")
+    p.add_argument("--inner-state", choices=("shared", "per-task"), default=d.inner_state,
+                   help="inner optimizer state in meta-training: 'shared' flows from task to "
+                   "task as in the original; 'per-task' is --parallel-tasks' rule run one task "
+                   "after another (equal to it up to float rounding). Default: 'per-task' "
+                   "with --parallel-tasks, else 'shared'")
+    p.add_argument("--eval-tasks-at-once", type=int, default=d.eval_tasks_at_once,
+                   help="evaluation tasks adapted at once (each from the same meta-weights "
+                   "and optimizer state, so results equal one-by-one evaluation up to float "
+                   "rounding); 1 evaluates one by one")
 
 
 def parse_args(argv: Sequence[str] | None, dataset: str) -> Config:

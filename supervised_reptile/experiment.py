@@ -38,7 +38,8 @@ def build_algorithm(config: Config) -> Reptile:
     optimizer = make_optimizer("sgd" if config.sgd else "adam", config.learning_rate)
     cls = FOML if config.foml else Reptile
     return cls(model, optimizer, weight_decay=config.weight_decay,
-               transductive=config.transductive)
+               transductive=config.transductive, inner_state=config.inner_state,
+               parallel_tasks=config.parallel_tasks)
 
 
 def task_specs(config: Config) -> tuple[episodes.TaskSpec, episodes.TaskSpec]:
@@ -84,7 +85,7 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
     for i, (split, sampler) in enumerate(samplers.items()):
         data = episodes.eval_dataset(sampler, eval_spec, config.seed,
                                      episodes.FINAL_EVAL_STREAM + i, config.eval_samples)
-        counts = evaluate(algorithm, data, config.eval_samples)
+        counts = evaluate(algorithm, data, config.eval_samples, config.eval_tasks_at_once)
         results[split] = accuracy(counts, config.classes)
         log_fn(f"{SPLIT_TITLES[split]} accuracy: {np.float64(results[split])}")
     return results
