@@ -151,3 +151,17 @@ def test_many_tasks_predict_as_one_by_one_and_change_nothing(transductive):
     np.testing.assert_array_equal(many.numpy(), one)
     for b, v in zip(before, alg.model.variables + alg.optimizer.state_variables):
         np.testing.assert_array_equal(b, v.numpy())
+
+
+@pytest.mark.parametrize("options", [{}, {"parallel_tasks": True}])
+def test_number_of_traces_stays_constant(options):
+    """One trace per compiled function (meta-step, one task, many tasks), however
+    many meta-steps and evaluations follow with new data and step sizes."""
+    alg = _algorithm(**options)
+    eps = _eval_episodes(3)
+    many = EvalEpisode(*(tf.stack(f) for f in zip(*eps)))
+    for i in range(6):
+        alg.meta_step(_train_episodes(meta_batch=2, seed=i), 1.0 - i / 6)
+        alg.adapt_and_predict(eps[i % 3])
+        alg.adapt_and_predict_many(many)
+        assert alg.num_traces == 3, i
