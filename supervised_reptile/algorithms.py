@@ -15,19 +15,12 @@ clone of the meta-model, built once, applied with `stateless_call`), all
 inside one `tf.function`, and the meta-model is written back once by variable
 assignment.
 
-Speed options (issue 7), off by default:
-  * `inner_state="per-task"`: every task of a meta-batch starts from the
-    optimizer state of the start of the meta-iteration (not from the previous
-    task's), and the state afterwards is the mean over the tasks of their final
-    states (Adam: the mean of m and of v; the step count advances by
-    `inner_iters`, not `meta_batch * inner_iters`). This cannot equal the
-    original, whose tasks share one state sequentially.
-  * `parallel_tasks=True`: the per-task-state meta-iteration computed with all
-    tasks at once (`task_batch.forward`: stacked weights, grouped
-    convolutions). Equal to the sequential `inner_state="per-task"` up to
-    float rounding.
-  * `adapt_and_predict_many`: evaluation of many tasks at once, each from the
-    shared meta-weights and optimizer state, as `adapt_and_predict` one by one.
+Speed options (issue 7; README "Speed"), off by default: `inner_state=
+"per-task"` (each task of a meta-batch starts from the meta-iteration's
+starting optimizer state; afterwards the state is the mean of the tasks'
+final states: not the original's rule), `parallel_tasks` (that rule with all
+tasks at once, via `task_batch`; equal up to float rounding), and
+`adapt_and_predict_many` (many evaluation tasks at once, as one by one).
 """
 
 import keras
@@ -130,8 +123,8 @@ class Reptile:
         """
         def body(i, w, s, total):
             idx = batches[i]
-            w, s, loss = self._step(w, frozen, s, _gather(images, idx, many),
-                                    _gather(labels, idx, many), many)
+            w, s, loss = self._step(w, frozen, s, task_batch.gather(images, idx, many),
+                                    task_batch.gather(labels, idx, many), many)
             return i + 1, w, s, total + loss
 
         _, weights, state, total = tf.while_loop(
@@ -154,8 +147,9 @@ class Reptile:
             head, last = batches[:-1], batches[-1]
         weights, state, total = self._steps(weights, frozen, state, images, labels, head, many)
         before_last = weights
-        weights, state, loss = self._step(weights, frozen, state, _gather(images, last, many),
-                                          _gather(labels, last, many), many)
+        weights, state, loss = self._step(
+            weights, frozen, state, task_batch.gather(images, last, many),
+            task_batch.gather(labels, last, many), many)
         steps = tf.cast(tf.shape(head)[0] + 1, tf.float32)
         tasks = tf.cast(tf.shape(images)[0], tf.float32) if many else 1.0
         return weights, before_last, state, (total + loss) / steps / tasks
@@ -308,8 +302,3 @@ class FOML(Reptile):
     def task_update(self, old, adapted, before_last):
         del old
         return wmath.subtract(adapted, before_last)
-
-
-def _gather(values, indices, many):
-    """`values[indices]`; with `many`, per task (both have a leading `[tasks]` axis)."""
-    return tf.gather(values, indices, batch_dims=1 if many else 0)

@@ -140,3 +140,8 @@ def mean_state(state):
     """The per-task states of `broadcast_state` averaged over the tasks."""
     return tf.nest.map_structure(lambda s: s if s.shape.rank == 0 else
                                  tf.reduce_mean(s, axis=0), state)
+
+
+def gather(values, indices, many: bool):
+    """`values[indices]`; with `many`, per task (both have a leading `[tasks]` axis)."""
+    return tf.gather(values, indices, batch_dims=1 if many else 0)
