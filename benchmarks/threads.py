@@ -35,7 +35,10 @@ def main(argv=None) -> int:
                 cmd = [sys.executable, os.path.join(HERE, "bench.py"), "--worker", preset,
                        "--intra-op", intra, "--inter-op", inter, "--iters", str(args.iters),
                        "--modes", args.modes]
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode:
+                    raise RuntimeError(f"{preset} {setting} failed:\n{proc.stderr[-3000:]}")
+                out = proc.stdout
                 row = json.loads([l for l in out.splitlines() if l.startswith("ROW ")][-1][4:])
                 row.update(round=r, setting=setting)
                 rows.append(row)
