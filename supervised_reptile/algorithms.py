@@ -141,6 +141,7 @@ class Reptile:
         """
         if many:  # [tasks, num_batches, batch] -> [num_batches, tasks, batch]
             batches = tf.transpose(batches, [1, 0, 2])
+            weights, state = task_batch.to_grouped((weights, state))  # no transposes per step
         if tail.shape[-1]:  # FOML tail: ordinary batches, then the held-out tail.
             head, last = batches, tail
         else:
@@ -151,7 +152,10 @@ class Reptile:
             weights, frozen, state, task_batch.gather(images, last, many),
             task_batch.gather(labels, last, many), many)
         steps = tf.cast(tf.shape(head)[0] + 1, tf.float32)
-        tasks = tf.cast(tf.shape(images)[0], tf.float32) if many else 1.0
+        if not many:
+            return weights, before_last, state, (total + loss) / steps
+        tasks = images.shape[0]
+        weights, before_last, state = task_batch.from_grouped((weights, before_last, state), tasks)
         return weights, before_last, state, (total + loss) / steps / tasks
 
     # -- meta-training ---------------------------------------------------

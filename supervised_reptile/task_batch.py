@@ -27,12 +27,34 @@ def _weights_of(layer, weights, index):
     return [weights[index[v.path]] for v in layer.trainable_weights]
 
 
+def _grouped_kernel(kernel):
+    """[T, kh, kw, Cin, Cout] -> [kh, kw, Cin, T * Cout]: group t uses filters t."""
+    t, kh, kw, c_in, c_out = kernel.shape
+    return tf.reshape(tf.transpose(kernel, [1, 2, 3, 0, 4]), [kh, kw, c_in, t * c_out])
+
+
+def _stacked_kernel(kernel, tasks):
+    kh, kw, c_in, tc = kernel.shape
+    return tf.transpose(tf.reshape(kernel, [kh, kw, c_in, tasks, tc // tasks]), [3, 0, 1, 2, 4])
+
+
+def to_grouped(nest):
+    """Stacked conv kernels (the only rank-5 tensors of stacked weights or
+    optimizer states) in the grouped layout `forward` uses, so an inner loop
+    can keep them that way (no transposes per step); the rest is unchanged."""
+    return tf.nest.map_structure(lambda t: _grouped_kernel(t) if t.shape.rank == 5 else t, nest)
+
+
+def from_grouped(nest, tasks: int):
+    """The inverse of `to_grouped` (grouped kernels are the only rank-4 tensors)."""
+    return tf.nest.map_structure(
+        lambda t: _stacked_kernel(t, tasks) if t.shape.rank == 4 else t, nest)
+
+
 def _conv(layer, w, x, tasks):
     kernel, bias = w if layer.use_bias else (w[0], None)
-    k = tf.shape(kernel)
-    # [T, kh, kw, Cin, Cout] -> [kh, kw, Cin, T * Cout]: group t uses filters t.
-    kernel = tf.reshape(tf.transpose(kernel, [1, 2, 3, 0, 4]),
-                        [k[1], k[2], k[3], tasks * k[4]])
+    if kernel.shape.rank == 5:
+        kernel = _grouped_kernel(kernel)
     x = tf.nn.conv2d(x, kernel, layer.strides, layer.padding.upper(),
                      dilations=layer.dilation_rate)
     if bias is not None:
@@ -93,7 +115,8 @@ def forward(model: keras.Model, weights: list, images: tf.Tensor) -> tf.Tensor:
     Args:
       model: the (single-task) Keras model; only its layer structure is used.
       weights: stacked weights: one tensor per `model.trainable_variables`
-        entry, each `[tasks, *variable.shape]`.
+        entry, each `[tasks, *variable.shape]` (conv kernels may also be in
+        the grouped layout of `to_grouped`).
       images: float32 `[tasks, batch, *model input shape]`.
 
     Returns:

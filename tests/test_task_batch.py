@@ -51,6 +51,18 @@ def test_state_broadcast_keeps_scalars_and_mean_inverts_it():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def test_grouped_layout_round_trip():
+    net = models.build_omniglot_model(N)
+    stacked = _stacked([net, models.build_omniglot_model(N, seed=1)])
+    grouped = task_batch.to_grouped(stacked)
+    assert grouped[0].shape == (3, 3, 1, 2 * 64) and grouped[-1].shape == stacked[-1].shape
+    for a, b in zip(task_batch.from_grouped(grouped, 2), stacked):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    images = tf.random.normal([2, 4, 28, 28])
+    np.testing.assert_allclose(task_batch.forward(net, grouped, images).numpy(),
+                               task_batch.forward(net, stacked, images).numpy(), atol=1e-6)
+
+
 # -- algorithms --------------------------------------------------------------
 
 def _train_episodes(meta_batch=3, tail_shots=0, seed=0):
