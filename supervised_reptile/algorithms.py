@@ -14,14 +14,24 @@ each task's inner loop runs on those tensors through the task learner (a
 clone of the meta-model, built once, applied with `stateless_call`), all
 inside one `tf.function`, and the meta-model is written back once by variable
 assignment.
+
+Speed options (issue 7; README "Speed"), off by default: `inner_state=
+"per-task"` (each task of a meta-batch starts from the meta-iteration's
+starting optimizer state; afterwards the state is the mean of the tasks'
+final states: not the original's rule), `parallel_tasks` (that rule with all
+tasks at once, via `task_batch`; equal up to float rounding), and
+`adapt_and_predict_many` (many evaluation tasks at once, as one by one).
 """
 
 import keras
 import tensorflow as tf
 
+from supervised_reptile import task_batch
 from supervised_reptile import weights as wmath
 from supervised_reptile.episodes import EvalEpisode, TrainEpisode
 from supervised_reptile.optimizers import InnerOptimizer
+
+INNER_STATES = ("shared", "per-task")
 
 
 def summed_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
@@ -39,16 +49,31 @@ class Reptile:
         inner step (the original's `--weight-decay`; 1 = none).
       transductive: predict the queries of an evaluation task in one batch
         (True) or each query together with the whole support set (False).
-      loss_fn: `(labels, outputs) -> scalar` inner loss (issue 3: sinusoid
-        regression passes a mean squared error).
+      loss_fn: `(labels, outputs) -> scalar` inner loss of one task (issue 3:
+        sinusoid regression passes a mean squared error).
+      inner_state: "shared" (the original: the optimizer state flows from
+        task to task) or "per-task" (see the module docstring); None picks
+        "per-task" with `parallel_tasks`, else "shared".
+      parallel_tasks: run a meta-batch's tasks at once (needs "per-task").
     """
 
     def __init__(self, model: keras.Model, optimizer: InnerOptimizer,
                  weight_decay: float = 1.0, transductive: bool = False,
-                 loss_fn=summed_cross_entropy):
+                 loss_fn=summed_cross_entropy, inner_state: str | None = None,
+                 parallel_tasks: bool = False):
         if not 0 < weight_decay <= 1:
             raise ValueError(f"--weight-decay {weight_decay} must be in (0, 1] (a keep-fraction "
                              "applied before every inner step; 1 disables it)")
+        inner_state = inner_state or ("per-task" if parallel_tasks else "shared")
+        if inner_state not in INNER_STATES:
+            raise ValueError(f"--inner-state {inner_state!r} is not one of {INNER_STATES}")
+        if parallel_tasks and inner_state != "per-task":
+            raise ValueError("--parallel-tasks needs --inner-state per-task (tasks run at once "
+                             f"cannot share one optimizer state sequentially), got {inner_state!r}")
+        if parallel_tasks:
+            task_batch.check_supported(model)
+        self.inner_state = inner_state
+        self.parallel_tasks = bool(parallel_tasks)
         self.model = model
         self.learner = keras.models.clone_model(model)
         self.optimizer = optimizer
@@ -57,8 +82,11 @@ class Reptile:
         self._transductive = bool(transductive)
         self.loss_fn = loss_fn
         self.num_traces = 0
-        self._meta_step_fn = tf.function(self._meta_step, reduce_retracing=True)
+        # The task-batched functions need a static task count: no shape relaxing.
+        self._meta_step_fn = (tf.function(self._meta_step_parallel) if parallel_tasks else
+                              tf.function(self._meta_step, reduce_retracing=True))
         self._predict_fn = tf.function(self._adapt_and_predict, reduce_retracing=True)
+        self._predict_many_fn = tf.function(self._adapt_and_predict_many)
 
     @property
     def transductive(self) -> bool:
@@ -67,36 +95,46 @@ class Reptile:
 
     # -- the inner loop --------------------------------------------------
 
-    def _logits(self, weights, frozen, images):
+    # With `many=True` every argument has a leading `[tasks]` axis (weights,
+    # images, labels, batch indices, and the optimizer state's non-scalar
+    # parts): the tasks' inner loops run at once (see `task_batch`), and
+    # losses are summed over the tasks.
+
+    def _logits(self, weights, frozen, images, many=False):
         """The task learner's logits with these weights (batch statistics;
         the updated moving averages that Keras returns are dropped, as the
         original never updates them)."""
+        if many:
+            return task_batch.forward(self.model, weights, images)
         return self.learner.stateless_call(weights, frozen, images, training=True)[0]
 
-    def _loss(self, weights, frozen, images, labels):
-        return self.loss_fn(labels, self._logits(weights, frozen, images))
+    def _loss(self, weights, frozen, images, labels, many=False):
+        logits = self._logits(weights, frozen, images, many)
+        if many:  # the tasks' losses, summed: each task's gradient is its own
+            return tf.add_n([self.loss_fn(labels[t], logits[t]) for t in range(labels.shape[0])])
+        return self.loss_fn(labels, logits)
 
-    def _step(self, weights, frozen, state, images, labels):
+    def _step(self, weights, frozen, state, images, labels, many=False):
         """One inner step: weight decay, then one optimizer step on the batch's summed loss."""
         if self.weight_decay != 1.0:
             weights = wmath.scale(weights, self.weight_decay)
         with tf.GradientTape() as tape:
             tape.watch(weights)
-            loss = self._loss(weights, frozen, images, labels)
+            loss = self._loss(weights, frozen, images, labels, many)
         grads = tape.gradient(loss, weights)
         weights, state = self.optimizer.apply(weights, grads, state)
         return weights, state, loss
 
-    def _steps(self, weights, frozen, state, images, labels, batches):
-        """Inner steps over `batches` (`[num_batches, batch]` indices) in a graph loop.
+    def _steps(self, weights, frozen, state, images, labels, batches, many=False):
+        """Inner steps over `batches` (`[num_batches, (tasks,) batch]` indices) in a graph loop.
 
         Returns:
           `(weights, state, loss_sum)`.
         """
         def body(i, w, s, total):
             idx = batches[i]
-            w, s, loss = self._step(w, frozen, s, tf.gather(images, idx),
-                                    tf.gather(labels, idx))
+            w, s, loss = self._step(w, frozen, s, task_batch.gather(images, idx, many),
+                                    task_batch.gather(labels, idx, many), many)
             return i + 1, w, s, total + loss
 
         _, weights, state, total = tf.while_loop(
@@ -104,22 +142,31 @@ class Reptile:
             (tf.constant(0), weights, state, tf.constant(0.0)))
         return weights, state, total
 
-    def _adapt(self, weights, frozen, state, images, labels, batches, tail):
-        """Runs a task's inner loop.
+    def _adapt(self, weights, frozen, state, images, labels, batches, tail, many=False):
+        """Runs a task's inner loop (every task's, with `many`).
 
         Returns:
-          `(weights, weights_before_last_step, state, mean_loss)`.
+          `(weights, weights_before_last_step, state, mean_loss)`; with
+          `many`, the loss is also averaged over the tasks.
         """
-        if tail.shape[0]:  # FOML tail: ordinary batches, then the held-out tail.
+        if many:  # [tasks, num_batches, batch] -> [num_batches, tasks, batch]
+            batches = tf.transpose(batches, [1, 0, 2])
+            weights, state = task_batch.to_grouped((weights, state))  # no transposes per step
+        if tail.shape[-1]:  # FOML tail: ordinary batches, then the held-out tail.
             head, last = batches, tail
         else:
             head, last = batches[:-1], batches[-1]
-        weights, state, total = self._steps(weights, frozen, state, images, labels, head)
+        weights, state, total = self._steps(weights, frozen, state, images, labels, head, many)
         before_last = weights
-        weights, state, loss = self._step(weights, frozen, state, tf.gather(images, last),
-                                          tf.gather(labels, last))
+        weights, state, loss = self._step(
+            weights, frozen, state, task_batch.gather(images, last, many),
+            task_batch.gather(labels, last, many), many)
         steps = tf.cast(tf.shape(head)[0] + 1, tf.float32)
-        return weights, before_last, state, (total + loss) / steps
+        if not many:
+            return weights, before_last, state, (total + loss) / steps
+        tasks = images.shape[0]
+        weights, before_last, state = task_batch.from_grouped((weights, before_last, state), tasks)
+        return weights, before_last, state, (total + loss) / steps / tasks
 
     # -- meta-training ---------------------------------------------------
 
@@ -153,29 +200,45 @@ class Reptile:
 
     def task_updates(self, old, frozen, state, episodes: TrainEpisode, first=0, stride=1):
         """Runs tasks `first, first + stride, ...` of a meta-batch one after
-        another, the inner optimizer state flowing from task to task (the
-        original's sharing); `stride > 1` gives each of several replicas its share.
+        another (`stride > 1` gives each of several replicas its share).
+
+        With the "shared" inner state the optimizer state flows from task to
+        task (the original); with "per-task" every task starts from `state`.
 
         Returns:
           `(updates, losses, state)`: `updates` a list of `[meta_batch, *w.shape]`
-          stacks with task m's update in slot m (zeros for tasks not run here),
-          `losses` float32 `[meta_batch]` mean inner losses (0 where not run),
-          and the state after the last task run.
+          stacks with task m's update in slot m (zeros for tasks not run here);
+          `losses` `{"inner_loss": float32 [meta_batch]}` mean inner losses;
+          `state` the state after the last task ("shared") or every task's
+          final state in its slot ("per-task"); `merge_state` turns it into
+          the state after the meta-iteration.
         """
         num_tasks = episodes.images.shape[0]
+        per_task = self.inner_state == "per-task"
 
-        def body(m, state, updates, losses):
-            update, state, loss = self.run_task(old, frozen, state, episodes, m)
-            updates = [tf.tensor_scatter_nd_update(s, [[m]], u[None])
-                       for s, u in zip(updates, update)]
-            return m + stride, state, updates, tf.tensor_scatter_nd_update(
-                losses, [[m]], loss[None])
+        def body(m, carry, slots, updates, losses):
+            update, end, loss = self.run_task(old, frozen, state if per_task else carry,
+                                              episodes, m)
+            if per_task:
+                slots = tf.nest.map_structure(lambda s, e: _put(s, m, e), slots, end)
+            updates = [_put(s, m, u) for s, u in zip(updates, update)]
+            return m + stride, end, slots, updates, _put(losses, m, loss)
 
-        _, state, updates, losses = tf.while_loop(
+        slots = (tf.nest.map_structure(lambda x: tf.zeros([num_tasks] + x.shape, x.dtype), state)
+                 if per_task else ())
+        _, carry, slots, updates, losses = tf.while_loop(
             lambda m, *_: m < num_tasks, body,
-            (tf.convert_to_tensor(first, tf.int32), state,
-             [tf.zeros([num_tasks] + w.shape) for w in old], tf.zeros([num_tasks])))
-        return updates, losses, state
+            (tf.convert_to_tensor(first, tf.int32), state, slots,
+             [tf.zeros([num_tasks] + w.shape, w.dtype) for w in old], tf.zeros([num_tasks])))
+        return updates, {"inner_loss": losses}, slots if per_task else carry
+
+    def merge_state(self, state):
+        """The inner optimizer state after a meta-iteration, from `task_updates`'
+        state: unchanged ("shared"), or the mean of the tasks' final states
+        ("per-task", summed slot by slot in task order)."""
+        if self.inner_state != "per-task":
+            return state
+        return tf.nest.map_structure(lambda s: mean_in_order([s])[0], state)
 
     def apply_meta_update(self, old, updates, losses, meta_step_size) -> dict:
         """Assigns `old + meta_step_size * mean(updates)` to the meta-model.
@@ -185,24 +248,37 @@ class Reptile:
         same bits as a single device.
 
         Returns:
-          `{"inner_loss": mean of losses}`.
+          The mean over tasks of each of `losses`.
         """
-        num_tasks = losses.shape[0]
-        total, loss_sum = [tf.zeros_like(w) for w in old], tf.constant(0.0)
-        for m in range(num_tasks):
-            total = [t + u[m] for t, u in zip(total, updates)]
-            loss_sum = loss_sum + losses[m]
+        new = wmath.add(old, wmath.scale(mean_in_order(updates), meta_step_size))
+        for var, value in zip(self.model.trainable_variables, new):
+            var.assign(value)
+        return {k: mean_in_order([v])[0] for k, v in losses.items()}
+
+    def _meta_step_parallel(self, episodes: TrainEpisode, meta_step_size):
+        """`_meta_step` with per-task states, all tasks at once."""
+        self.num_traces += 1
+        old, frozen = self.read_model()
+        num_tasks = episodes.images.shape[0]
+        start = task_batch.broadcast_state(self.optimizer.read_state(), num_tasks)
+        w, before, state, loss = self._adapt(
+            task_batch.broadcast(old, num_tasks), frozen, start, episodes.images,
+            episodes.labels, episodes.batches, episodes.tail, many=True)
+        # The update of every task against the broadcast old weights, summed.
+        update = self.task_update(task_batch.broadcast(old, num_tasks), w, before)
+        total = [tf.reduce_sum(u, axis=0) for u in update]
         new = wmath.add(old, wmath.scale(total, meta_step_size / num_tasks))
         for var, value in zip(self.model.trainable_variables, new):
             var.assign(value)
-        return {"inner_loss": loss_sum / num_tasks}
+        self.optimizer.assign_state(task_batch.mean_state(state))
+        return {"inner_loss": loss}
 
     def _meta_step(self, episodes: TrainEpisode, meta_step_size):
         self.num_traces += 1
         old, frozen = self.read_model()
         updates, losses, state = self.task_updates(old, frozen, self.optimizer.read_state(),
                                                    episodes)
-        self.optimizer.assign_state(state)
+        self.optimizer.assign_state(self.merge_state(state))
         return self.apply_meta_update(old, updates, losses, meta_step_size)
 
     def meta_step(self, episodes: TrainEpisode, meta_step_size: float) -> dict:
@@ -219,17 +295,20 @@ class Reptile:
 
     # -- evaluation ------------------------------------------------------
 
-    def _predict(self, weights, frozen, support_images, query_images):
+    def _predict(self, weights, frozen, support_images, query_images, many=False):
         def logits(images):
-            return self._logits(weights, frozen, images)
+            return self._logits(weights, frozen, images, many)
 
         if self.transductive:
             return tf.argmax(logits(query_images), axis=-1, output_type=tf.int32)
         # Each query in its own forward pass, appended to the whole support set.
-        preds = [tf.argmax(logits(tf.concat([support_images, query_images[q:q + 1]], 0))[-1],
-                           output_type=tf.int32)
-                 for q in range(query_images.shape[0])]
-        return tf.stack(preds)
+        axis = 1 if many else 0
+        queries = query_images.shape[axis]
+        preds = [tf.argmax(logits(tf.concat([support_images,
+                                             tf.gather(query_images, [q], axis=axis)],
+                                            axis))[..., -1, :], axis=-1, output_type=tf.int32)
+                 for q in range(queries)]
+        return tf.stack(preds, axis=-1)
 
     def _adapt_and_predict(self, episode: EvalEpisode):
         self.num_traces += 1
@@ -247,6 +326,29 @@ class Reptile:
           int32 `[N]` predicted labels of `episode.query_images`.
         """
         return self._predict_fn(episode)[0]
+
+    def _adapt_and_predict_many(self, episodes: EvalEpisode):
+        self.num_traces += 1
+        old, frozen = self.read_model()
+        tasks = episodes.support_images.shape[0]
+        w, _, _, _ = self._adapt(task_batch.broadcast(old, tasks), frozen,
+                                 task_batch.broadcast_state(self.optimizer.read_state(), tasks),
+                                 episodes.support_images, episodes.support_labels,
+                                 episodes.batches, tf.zeros([tasks, 0], tf.int32), many=True)
+        return self._predict(w, frozen, episodes.support_images, episodes.query_images, many=True)
+
+    def adapt_and_predict_many(self, episodes: EvalEpisode) -> tf.Tensor:
+        """`adapt_and_predict` on many tasks at once (each from the meta-weights
+        and the current optimizer state; no state changes).
+
+        Args:
+          episodes: an `EvalEpisode` whose tensors have a leading `[tasks]` axis.
+
+        Returns:
+          int32 `[tasks, N]` predicted labels; equal to calling
+          `adapt_and_predict` on each task, up to float rounding.
+        """
+        return self._predict_many_fn(episodes)
 
     def adapt(self, episode: EvalEpisode) -> keras.Model:
         """Fine-tunes on an episode's support set and returns the adapted task
@@ -282,6 +384,23 @@ class Reptile:
         return tf.map_fn(  # each query with the whole support set, as `_predict`
             lambda q: self._logits(w, frozen, tf.concat([support_images, q[None]], 0))[-1],
             query_images, fn_output_signature=tf.float32)
+
+
+def _put(stack, m, value):
+    """`stack` with slot `m` (of its leading axis) replaced by `value`."""
+    return tf.tensor_scatter_nd_update(stack, [[m]], value[None])
+
+
+def mean_in_order(stacks: list) -> list:
+    """Mean over the leading axis of each `[tasks, ...]` stack, summed slot by
+    slot in task order: the same bits wherever the slots were filled."""
+    means = []
+    for stack in stacks:
+        total = tf.zeros_like(stack[0])
+        for m in range(stack.shape[0]):
+            total = total + stack[m]
+        means.append(total / stack.shape[0])
+    return means
 
 
 class FOML(Reptile):

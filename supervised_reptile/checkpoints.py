@@ -37,7 +37,8 @@ from supervised_reptile.config import Config
 RESUMABLE_CHANGES = frozenset({
     "data_dir", "pretrained", "checkpoint", "meta_iters", "eval_batch", "eval_iters",
     "eval_samples", "eval_interval", "transductive", "restart", "checkpoint_interval",
-    "progress", "eval_results", "export", "skip_bad_images", "distribute", "cpu_devices"})
+    "progress", "eval_results", "export", "skip_bad_images", "distribute", "cpu_devices",
+    "eval_tasks_at_once"})
 
 #: Fields that define the variables of a checkpoint (what `--pretrained` and
 #: the export command need to match).

@@ -71,6 +71,13 @@ class Config:
       eval_results: file for the final evaluation's per-task results (".json"
         or ".csv"); "" for none.
       export: directory for a SavedModel of the trained model; "" for none.
+      parallel_tasks: meta-train a meta-batch's tasks at once (not the
+        original's semantics: each task gets its own copy of the inner
+        optimizer state; see `algorithms`).
+      inner_state: "shared" (the original) or "per-task" inner optimizer state
+        in meta-training; None: "per-task" with `parallel_tasks`, else "shared".
+      eval_tasks_at_once: evaluation tasks adapted at once (same results as
+        one by one, up to float rounding).
     """
 
     dataset: str = "omniglot"
@@ -116,6 +123,10 @@ class Config:
     progress: str = "auto"
     eval_results: str = ""
     export: str = ""
+    # -- speed (issue 7) --
+    parallel_tasks: bool = False
+    inner_state: str | None = None
+    eval_tasks_at_once: int = 16
 
     def __post_init__(self):
         _check_maml(self)
@@ -275,6 +286,7 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
     _add_errors_flags(p, d)
     _add_distribute_flags(p, d)
     _add_run_output_flags(p, d)
+    _add_speed_flags(p, d)
     names = sorted(k for k, (ds, _) in _all_presets().items() if ds == dataset)
     p.add_argument("--preset", choices=names, default=None,
                    help="start from a paper command's settings (explicit flags override them)")
@@ -328,6 +340,23 @@ def _add_run_output_flags(p: argparse.ArgumentParser, d: Config) -> None:
                    help="write the final evaluation's per-task results to FILE (.json or .csv)")
     p.add_argument("--export", default=d.export, metavar="DIR",
                    help="after training, write a SavedModel (serve, adapt_and_predict) to DIR")
+def _add_speed_flags(p: argparse.ArgumentParser, d: Config) -> None:
+    """Flags of the speed options (issue 7); none changes results by default."""
+    p.add_argument("--parallel-tasks", action="store_true",
+                   help="meta-train the meta-batch's tasks at once (vectorised). NOT the "
+                   "original's semantics: each task starts from the inner optimizer state of "
+                   "the start of the meta-iteration, and the state afterwards is the mean of "
+                   "the tasks' final states (Adam: mean m and v; the step count advances by "
+                   "--inner-iters per meta-iteration). Implies --inner-state per-task")
+    p.add_argument("--inner-state", choices=("shared", "per-task"), default=d.inner_state,
+                   help="inner optimizer state in meta-training: 'shared' flows from task to "
+                   "task as in the original; 'per-task' is --parallel-tasks' rule run one task "
+                   "after another (equal to it up to float rounding). Default: 'per-task' "
+                   "with --parallel-tasks, else 'shared'")
+    p.add_argument("--eval-tasks-at-once", type=int, default=d.eval_tasks_at_once,
+                   help="evaluation tasks adapted at once (each from the same meta-weights "
+                   "and optimizer state, so results equal one-by-one evaluation up to float "
+                   "rounding); 1 evaluates one by one")
 
 
 def parse_args(argv: Sequence[str] | None, dataset: str) -> Config:

@@ -17,8 +17,12 @@ Semantics of one distributed meta-iteration with R replicas and M tasks:
     averaged (an all-reduce), so every replica holds the same state again.
     With one replica this is the original's sharing (state flows through all
     M tasks in sequence); with R > 1 it cannot be (each replica sees only its
-    share). A state-free inner loop (`--sgd`) makes a distributed run equal
-    the single-device run.
+    share). A state-free inner loop (`--sgd`), or `--inner-state per-task`
+    (every task starts from the meta-iteration's state; the new state is the
+    mean of the tasks' final states, gathered in slots like the updates),
+    makes a distributed run equal the single-device run bit for bit.
+  * MAML: replicas compute their tasks' meta-gradients into slots; the outer
+    Adam step on their mean is then taken identically on every replica.
 
 Only the chief writes checkpoints, TensorBoard events and exports; every
 worker restores from the same checkpoint directory.
@@ -139,9 +143,9 @@ class DistributedMetaStep:
         self._eval_fn = tf.function(self._count_correct)
 
     def _replica_step(self, episodes: TrainEpisode):
-        """This replica's share of the tasks, each update in its own slot,
-        all-reduced: every slot then holds exactly one task's update (x + 0
-        is exact), whichever replica ran it."""
+        """This replica's share of the tasks, each result in its own slot,
+        all-reduced: every slot then holds exactly one task's result (x + 0
+        is exact), whichever replica computed it."""
         alg = self.algorithm
         ctx = tf.distribute.get_replica_context()
         old, frozen = alg.read_model()
@@ -149,8 +153,12 @@ class DistributedMetaStep:
             old, frozen, alg.optimizer.read_state(), episodes,
             first=ctx.replica_id_in_sync_group, stride=self.num_replicas)
         updates, losses = ctx.all_reduce(tf.distribute.ReduceOp.SUM, (updates, losses))
-        if tf.nest.flatten(state):  # SGD has no state.
-            state = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, state)
+        if tf.nest.flatten(state):  # SGD and MAML have no inner state.
+            # Per-task states come in slots (summed, then averaged in task
+            # order by `merge_state`); a shared state is averaged over replicas.
+            per_task = getattr(alg, "inner_state", "shared") == "per-task"
+            state = ctx.all_reduce(tf.distribute.ReduceOp.SUM if per_task
+                                   else tf.distribute.ReduceOp.MEAN, state)
         return old, updates, losses, state
 
     def _meta_step(self, episodes: TrainEpisode, meta_step_size):
@@ -158,7 +166,8 @@ class DistributedMetaStep:
         # All-reduced, so every local replica holds the same values.
         old, updates, losses, state = tf.nest.map_structure(
             lambda x: self.strategy.experimental_local_results(x)[0], results)
-        self.algorithm.optimizer.assign_state(state)
+        if tf.nest.flatten(state):
+            self.algorithm.optimizer.assign_state(self.algorithm.merge_state(state))
         return self.algorithm.apply_meta_update(old, updates, losses, meta_step_size)
 
     def meta_step(self, episodes: TrainEpisode, meta_step_size: float) -> dict:

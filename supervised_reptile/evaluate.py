@@ -14,17 +14,48 @@ def count_correct(algorithm, episode: EvalEpisode) -> int:
     return int(tf.reduce_sum(tf.cast(predictions == episode.query_labels, tf.int32)))
 
 
-def evaluate(algorithm, episodes: Iterable[EvalEpisode], num_tasks: int) -> np.ndarray:
+#: Evaluation tasks adapted at once by `evaluate` (`--eval-tasks-at-once`).
+TASKS_AT_ONCE = 16
+
+
+def _count_many(algorithm, chunk: list, size: int) -> list[int]:
+    """Correct counts of the tasks in `chunk`, adapted `size` at a time.
+
+    A short chunk is padded with copies of its last task (their results are
+    dropped), so every call has the same shapes and nothing is retraced."""
+    if size == 1 or not hasattr(algorithm, "adapt_and_predict_many"):
+        return [count_correct(algorithm, episode) for episode in chunk]
+    padded = chunk + [chunk[-1]] * (size - len(chunk))
+    stacked = EvalEpisode(*(tf.stack(field) for field in zip(*padded)))
+    predictions = algorithm.adapt_and_predict_many(stacked)[:len(chunk)]
+    correct = predictions == stacked.query_labels[:len(chunk)]
+    return [int(c) for c in tf.reduce_sum(tf.cast(correct, tf.int32), axis=1).numpy()]
+
+
+def evaluate(algorithm, episodes: Iterable[EvalEpisode], num_tasks: int,
+             tasks_at_once: int = TASKS_AT_ONCE) -> np.ndarray:
     """Per-task correct counts over the first `num_tasks` episodes.
+
+    Every task adapts from the same meta-weights and inner optimizer state and
+    changes neither, so tasks are independent: they are adapted
+    `tasks_at_once` at a time (`adapt_and_predict_many`; 1, or an algorithm
+    without it, goes one by one), with the same results up to float rounding.
 
     Returns:
       int64 `[num_tasks]`; the original's accuracy is `sum / (num_tasks * N)`.
     """
-    if hasattr(algorithm, "evaluate"):  # e.g. distribute.DistributedMetaStep
+    if tasks_at_once < 1:
+        raise ValueError(f"--eval-tasks-at-once must be >= 1, got {tasks_at_once}")
+    if hasattr(algorithm, "evaluate"):  # distribute.DistributedMetaStep: one task per replica
         return algorithm.evaluate(episodes, num_tasks)
-    counts = []
+    counts, chunk = [], []
     for episode, _ in zip(episodes, range(num_tasks)):
-        counts.append(count_correct(algorithm, episode))
+        chunk.append(episode)
+        if len(chunk) == tasks_at_once:
+            counts += _count_many(algorithm, chunk, tasks_at_once)
+            chunk = []
+    if chunk:
+        counts += _count_many(algorithm, chunk, min(tasks_at_once, num_tasks))
     if len(counts) != num_tasks:
         raise ValueError(f"only {len(counts)} episodes were available, {num_tasks} asked for")
     return np.array(counts, np.int64)

@@ -49,7 +49,8 @@ def build_algorithm(config: Config) -> Reptile:
     optimizer = make_optimizer("sgd" if config.sgd else "adam", config.learning_rate)
     cls = FOML if config.foml else Reptile
     return cls(model, optimizer, weight_decay=config.weight_decay,
-               transductive=config.transductive)
+               transductive=config.transductive, inner_state=config.inner_state,
+               parallel_tasks=config.parallel_tasks)
 
 
 def task_specs(config: Config) -> tuple[episodes.TaskSpec, episodes.TaskSpec]:
@@ -197,7 +198,8 @@ def _final_evaluation(config, algorithm, samplers, eval_spec) -> dict[str, np.nd
     for split, data in _final_datasets(config, samplers, eval_spec).items():
         bar = Progress(f"eval {split}", config.eval_samples,
                        enabled=progress.wanted(config.progress, sys.stderr))
-        counts[split] = evaluate(algorithm, _counted(data, bar), config.eval_samples)
+        counts[split] = evaluate(algorithm, _counted(data, bar), config.eval_samples,
+                                 config.eval_tasks_at_once)
         bar.close()
     return counts
 

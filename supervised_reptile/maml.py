@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from supervised_reptile.algorithms import mean_in_order
 from supervised_reptile.episodes import EvalEpisode, TrainEpisode
 from supervised_reptile.optimizers import Adam
 
@@ -187,7 +188,7 @@ class MAML:
         """
         meta, frozen = self.read_model()
         grads, losses, _ = self.task_updates(meta, frozen, (), episodes)
-        return _mean_in_order(grads), {k: _mean_in_order([v])[0] for k, v in losses.items()}
+        return mean_in_order(grads), {k: mean_in_order([v])[0] for k, v in losses.items()}
 
     def apply_meta_update(self, old, grads, losses, meta_step_size) -> dict:
         """One outer Adam step with the tasks' mean meta-gradient (summed in
@@ -197,11 +198,11 @@ class MAML:
           The mean of each of `losses` over the tasks.
         """
         del meta_step_size
-        new, state = self.optimizer.apply(old, _mean_in_order(grads), self.optimizer.read_state())
+        new, state = self.optimizer.apply(old, mean_in_order(grads), self.optimizer.read_state())
         for var, value in zip(self.model.trainable_variables, new):
             var.assign(value)
         self.optimizer.assign_state(state)
-        return {k: _mean_in_order([v])[0] for k, v in losses.items()}
+        return {k: mean_in_order([v])[0] for k, v in losses.items()}
 
     def _meta_step(self, episodes: TrainEpisode):
         self.num_traces += 1
@@ -275,18 +276,6 @@ class MAML:
         for var, value in zip(self.learner.trainable_variables, self._adapt_fn(episode)):
             var.assign(value)
         return self.learner
-
-
-def _mean_in_order(stacks: list) -> list:
-    """Mean over the leading axis of each `[tasks, ...]` stack, summed slot by
-    slot in task order (the same bits wherever the slots were filled)."""
-    means = []
-    for stack in stacks:
-        total = tf.zeros_like(stack[0])
-        for m in range(stack.shape[0]):
-            total = total + stack[m]
-        means.append(total / stack.shape[0])
-    return means
 
 
 def accuracy_per_step(algorithm: MAML, episodes, num_tasks: int) -> np.ndarray:

@@ -89,6 +89,14 @@ def _check_run_options(config: Config) -> None:
                          f"mirrored (got --distribute {config.distribute})")
     if config.checkpoint_interval < 1:
         raise ValueError(f"--checkpoint-interval {config.checkpoint_interval} must be >= 1")
+    if config.parallel_tasks and config.distribute != "none":
+        raise ValueError("--parallel-tasks cannot be combined with --distribute "
+                         f"{config.distribute}: replicas run their tasks one after another; use "
+                         "--inner-state per-task for the same rule")
+    if config.parallel_tasks and config.maml:
+        raise ValueError("--parallel-tasks is not available with --maml (Reptile and FOML only)")
+    if config.eval_tasks_at_once < 1:
+        raise ValueError(f"--eval-tasks-at-once {config.eval_tasks_at_once} must be >= 1")
     if config.export and config.maml:
         raise ValueError(f"--export {config.export!r} is not available with --maml: the "
                          "SavedModel's adapt_and_predict runs the Reptile/FOML inner loop")

@@ -42,9 +42,9 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
                      np.full(10, 6), [str(i) for i in range(10)])
     tasks = iter(episodes.train_dataset(pool, episodes.TaskSpec(5, 3, 5, 3), 0, 3))
 
-    def build(cls, opt):
+    def build(cls, opt, **kwargs):
         model = models.build_omniglot_model(5, seed=0)
-        return cls(model, optimizers.make_optimizer(opt, 1e-2))
+        return cls(model, optimizers.make_optimizer(opt, 1e-2), **kwargs)
 
     def max_diff(xs, ys, skip=()):
         return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
@@ -87,7 +87,7 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
         expect_w = [w + 0.5 * u for w, u in zip(old, mean_update)]
         expect_state = tf.nest.map_structure(lambda x, y: (x + y) / 2, s02, s1)
         ref.apply_meta_update(old, [tf.stack([x, y, z]) for x, y, z in zip(u0, u1, u2)],
-                              tf.zeros([3]), 0.5)
+                              {"inner_loss": tf.zeros([3])}, 0.5)
         ref.optimizer.assign_state(expect_state)
         dist.meta_step(batch, 0.5)
         d = max_diff(dist.algorithm.model.trainable_variables, expect_w, skip)
@@ -98,6 +98,39 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
         ds = max_diff(got_state, flat_expect, skip_state)
         assert ds < 1e-4, ("adam state", i, ds)
     print("adam follows the documented rule")
+
+    # Per-task inner Adam state: the documented setting in which Adam runs
+    # are bit-identical too (states gathered in slots like the updates).
+    with strategy.scope():
+        dist_pt = distribute.DistributedMetaStep(build(Reptile, "adam", inner_state="per-task"),
+                                                 strategy)
+    single_pt = build(Reptile, "adam", inner_state="per-task")
+    for i in range(3):
+        batch = next(tasks)
+        dist_pt.meta_step(batch, 0.5)
+        single_pt.meta_step(batch, 0.5)
+        assert max_diff(dist_pt.algorithm.model.trainable_variables,
+                        single_pt.model.trainable_variables) == 0.0, ("per-task", i)
+        assert max_diff(tf.nest.flatten(dist_pt.algorithm.optimizer.read_state()),
+                        tf.nest.flatten(single_pt.optimizer.read_state())) == 0.0
+    print("per-task adam bit-identical")
+
+    # MAML: meta-gradients in slots, one outer Adam step on their mean.
+    from supervised_reptile.maml import MAML
+    maml_tasks = iter(episodes.train_dataset(pool, episodes.TaskSpec(5, 2, 5, 2, tail_shots=1),
+                                             0, 3))
+    with strategy.scope():
+        dist_maml = distribute.DistributedMetaStep(
+            MAML(models.build_omniglot_model(5, seed=0), 0.1), strategy)
+    single_maml = MAML(models.build_omniglot_model(5, seed=0), 0.1)
+    for i in range(2):
+        batch = next(maml_tasks)
+        a = dist_maml.meta_step(batch, 1.0)
+        b = single_maml.meta_step(batch, 1.0)
+        assert float(a["query_loss"]) == float(b["query_loss"]), i
+        assert max_diff(dist_maml.algorithm.model.trainable_variables,
+                        single_maml.model.trainable_variables) == 0.0, ("maml", i)
+    print("maml bit-identical")
 
     # Evaluation spread over the replicas (5 tasks: the last group is padded).
     spec = episodes.TaskSpec(5, 3, 5, 4)
@@ -114,7 +147,8 @@ def test_mirrored_two_cpu_devices_equals_single_device():
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for line in ("Reptile sgd bit-identical", "FOML sgd bit-identical",
-                 "adam follows the documented rule", "evaluation"):
+                 "adam follows the documented rule", "per-task adam bit-identical",
+                 "maml bit-identical", "evaluation"):
         assert line in proc.stdout
 
 
