@@ -321,8 +321,8 @@ def _add_distribute_flags(p: argparse.ArgumentParser, d: Config) -> None:
                    "of this machine (or --cpu-devices logical CPUs), 'multi-worker' = processes "
                    "listed in TF_CONFIG. Updates are averaged by all-reduce; each replica "
                    "carries its own inner Adam state through its tasks and the states are "
-                   "averaged after every meta-iteration, so only a state-free inner loop "
-                   "(--sgd) reproduces a single-device run exactly (see README)")
+                   "averaged after every meta-iteration; --sgd or --inner-state per-task "
+                   "reproduce a single-device run bit for bit (see README)")
     p.add_argument("--cpu-devices", default=d.cpu_devices, type=int,
                    help="with --distribute mirrored and no GPU: logical CPU devices to use")
 
