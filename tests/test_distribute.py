@@ -238,3 +238,13 @@ def test_a_killed_worker_gives_a_clear_error_and_a_readable_checkpoint(omniglot_
     latest = tf.train.latest_checkpoint(str(ckpt))
     assert latest is not None and latest in error[0]
     assert len(_model_weights(str(ckpt))) > 10
+
+    # What the message says works: both workers started again resume from it
+    # (--meta-iters may change on resume; a few more iterations suffice).
+    done = int(latest.rsplit("-", 1)[1]) + 3
+    (w0, log0), (w1, log1) = _start_workers(
+        _flags(omniglot_dir, str(ckpt), done + 1, "multi-worker"), tmp_path)
+    assert w0.wait(timeout=600) == 0, _read(log0)[-3000:]
+    assert w1.wait(timeout=600) == 0, _read(log1)[-3000:]
+    assert f"Resuming from {latest} at iteration" in _read(log0)
+    assert tf.train.latest_checkpoint(str(ckpt)).endswith(f"-{done}")
