@@ -80,6 +80,15 @@ TINY_RUN_FLAGS = ["--train-characters", "10", "--shots", "1", "--train-shots", "
                   "--checkpoint-interval", "1"]
 
 
+def default_sigint():
+    """`preexec_fn` for subprocesses that a test sends Ctrl-C: restores SIGINT's
+    default action. A test runner started in the background (`cmd &`,
+    `nohup`) passes SIGINT on as ignored, and neither Python nor bash can
+    handle a signal that was ignored when it started."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_script(script, *args, cwd, **popen):
     """Runs a run script in a subprocess (`subprocess.run` result, text output)."""
     import subprocess

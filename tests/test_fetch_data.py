@@ -22,6 +22,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from PIL import Image
 
+from conftest import default_sigint
+
 SCRIPT = Path(__file__).resolve().parents[1] / "fetch_data.sh"
 
 pytestmark = pytest.mark.skipif(
@@ -392,7 +394,7 @@ def test_ctrl_c_leaves_nothing_and_a_rerun_completes(tmp_path, server, omniglot_
     server.delay = 3
     proc = subprocess.Popen(["bash", str(SCRIPT), "omniglot"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=default_sigint)
     assert proc.stdout.readline().startswith("omniglot: downloading")
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO, make_omniglot
+from conftest import REPO, default_sigint, make_omniglot
 from supervised_reptile import episodes, guard, models, omniglot
 from supervised_reptile.algorithms import Reptile
 from supervised_reptile.optimizers import make_optimizer
@@ -125,7 +125,8 @@ def test_ctrl_c_writes_a_final_readable_checkpoint_and_exits_130(tmp_path):
     proc = subprocess.Popen([sys.executable, "-u", os.path.join(REPO, "run_omniglot.py"),
                              "--data-dir", data, *TINY, "--meta-iters", "100000",
                              "--eval-interval", "3", "--checkpoint", "ck"], cwd=tmp_path,
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     try:
         for line in proc.stdout:
             if line.startswith("batch 6:"):
