@@ -55,7 +55,8 @@ def _interleaved(fns: dict, warmup: int, iters: int) -> dict:
     return out
 
 
-def _pool(dataset: str, rng):
+def synthetic_pool(dataset: str, rng):
+    """Random pixels in the dataset's shape: 100 (Omniglot) or 20 (Mini-ImageNet) classes."""
     from supervised_reptile.class_pool import ClassPool
     import numpy as np
     if dataset == "omniglot":
@@ -71,7 +72,7 @@ def _callables(config, args) -> tuple[dict, object]:
     import numpy as np
     from supervised_reptile import episodes, evaluate
     from supervised_reptile.experiment import build_algorithm, task_specs
-    pool = _pool(config.dataset, np.random.default_rng(0))
+    pool = synthetic_pool(config.dataset, np.random.default_rng(0))
     train_spec, eval_spec = task_specs(config)
     algorithm = build_algorithm(config)
     tasks = iter(episodes.train_dataset(pool, train_spec, 0, config.meta_batch))

@@ -28,18 +28,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from supervised_reptile import episodes  # noqa: E402
-from supervised_reptile.class_pool import ClassPool  # noqa: E402
 from supervised_reptile.config import MAML_PRESETS, Config  # noqa: E402
 from supervised_reptile.experiment import build_algorithm, task_specs  # noqa: E402
 
-
-def _pool(dataset: str, rng) -> ClassPool:
-    if dataset == "omniglot":
-        images = (rng.random((100, 20, 28, 28)) < 0.9).astype(np.uint8) * 255
-    else:
-        images = rng.integers(0, 256, (20, 30, 84, 84, 3), dtype=np.uint8)
-    return ClassPool(images, np.full(len(images), images.shape[1], np.int32),
-                     tuple(map(str, range(len(images)))))
+from bench import synthetic_pool  # noqa: E402  (benchmarks/, this script's folder)
 
 
 def bench(name: str, first_order: bool, warmup: int, iters: int) -> dict:
@@ -48,8 +40,8 @@ def bench(name: str, first_order: bool, warmup: int, iters: int) -> dict:
                                  maml_first_order=first_order)
     train_spec, _ = task_specs(config)
     algorithm = build_algorithm(config)
-    tasks = iter(episodes.train_dataset(_pool(dataset, np.random.default_rng(0)), train_spec,
-                                        0, config.meta_batch))
+    pool = synthetic_pool(dataset, np.random.default_rng(0))
+    tasks = iter(episodes.train_dataset(pool, train_spec, 0, config.meta_batch))
 
     def step():
         algorithm.meta_step(next(tasks), 1.0)["query_loss"].numpy()

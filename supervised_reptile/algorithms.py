@@ -220,9 +220,9 @@ class Reptile:
             update, end, loss = self.run_task(old, frozen, state if per_task else carry,
                                               episodes, m)
             if per_task:
-                slots = tf.nest.map_structure(lambda s, e: _put(s, m, e), slots, end)
-            updates = [_put(s, m, u) for s, u in zip(updates, update)]
-            return m + stride, end, slots, updates, _put(losses, m, loss)
+                slots = tf.nest.map_structure(lambda s, e: put_slot(s, m, e), slots, end)
+            updates = [put_slot(s, m, u) for s, u in zip(updates, update)]
+            return m + stride, end, slots, updates, put_slot(losses, m, loss)
 
         slots = (tf.nest.map_structure(lambda x: tf.zeros([num_tasks] + x.shape, x.dtype), state)
                  if per_task else ())
@@ -386,7 +386,7 @@ class Reptile:
             query_images, fn_output_signature=tf.float32)
 
 
-def _put(stack, m, value):
+def put_slot(stack, m, value):
     """`stack` with slot `m` (of its leading axis) replaced by `value`."""
     return tf.tensor_scatter_nd_update(stack, [[m]], value[None])
 

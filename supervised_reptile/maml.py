@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from supervised_reptile.algorithms import mean_in_order
+from supervised_reptile.algorithms import mean_in_order, put_slot
 from supervised_reptile.episodes import EvalEpisode, TrainEpisode
 from supervised_reptile.optimizers import Adam
 
@@ -164,9 +164,8 @@ class MAML:
         def body(m, grads, inner, query):
             g, s, q = self._task_gradients(old, frozen, episodes.images[m], episodes.labels[m],
                                            episodes.batches[m], episodes.tail[m])
-            grads = [tf.tensor_scatter_nd_update(t, [[m]], x[None]) for t, x in zip(grads, g)]
-            return (m + stride, grads, tf.tensor_scatter_nd_update(inner, [[m]], s[None]),
-                    tf.tensor_scatter_nd_update(query, [[m]], q[None]))
+            grads = [put_slot(t, m, x) for t, x in zip(grads, g)]
+            return m + stride, grads, put_slot(inner, m, s), put_slot(query, m, q)
 
         zeros = tf.zeros([num_tasks], old[0].dtype)
         _, grads, inner, query = tf.while_loop(
