@@ -57,7 +57,7 @@ def _interleaved(fns: dict, warmup: int, iters: int) -> dict:
 
 def synthetic_pool(dataset: str, rng):
     """Random pixels in the dataset's shape: 100 (Omniglot) or 20 (Mini-ImageNet) classes."""
-    from supervised_reptile.class_pool import ClassPool
+    from supervised_reptile.data.class_pool import ClassPool
     import numpy as np
     if dataset == "omniglot":
         images = (rng.random((100, 20, 28, 28)) < 0.9).astype(np.uint8) * 255

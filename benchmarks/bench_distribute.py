@@ -27,7 +27,7 @@ def _worker(kind: str, cpu_devices: int, iters: int) -> None:
     import numpy as np
     from supervised_reptile import distribute, episodes, models, optimizers
     from supervised_reptile.algorithms import Reptile
-    from supervised_reptile.class_pool import ClassPool
+    from supervised_reptile.data.class_pool import ClassPool
 
     strategy = distribute.make_strategy(kind, cpu_devices)
     rng = np.random.default_rng(0)

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from supervised_reptile.class_pool import PIXEL_SCALE, ClassPool
+from supervised_reptile.data.class_pool import PIXEL_SCALE, ClassPool
 
 #: Stream ids: independent task sequences drawn from one seed.
 TRAIN_STREAM = 1

@@ -8,7 +8,8 @@ from typing import Callable
 import numpy as np
 
 from supervised_reptile import (checkpoints, distribute, episodes, eval_results, export, guard,
-                                miniimagenet, models, omniglot, progress, validate)
+                                models, progress, validate)
+from supervised_reptile.data import miniimagenet, omniglot
 from supervised_reptile.algorithms import FOML, Reptile
 from supervised_reptile.config import Config
 from supervised_reptile.evaluate import accuracy, confidence_interval, evaluate

@@ -17,8 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from supervised_reptile import miniimagenet, omniglot
-from supervised_reptile.class_pool import PIXEL_SCALE
+from supervised_reptile.data import miniimagenet, omniglot
+from supervised_reptile.data.class_pool import PIXEL_SCALE
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 READERS = {"omniglot": omniglot.read_image, "miniimagenet": miniimagenet.read_image}

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Callable
 
-from supervised_reptile import check_data, omniglot
+from supervised_reptile.data import check as check_data, omniglot
 from supervised_reptile.config import Config
 
 #: Flags that must be >= 1.

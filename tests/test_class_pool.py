@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from supervised_reptile.class_pool import (PIXEL_SCALE, BadImageError, ClassPool, decode_classes,
+from supervised_reptile.data.class_pool import (PIXEL_SCALE, BadImageError, ClassPool, decode_classes,
                                            list_images)
 
 
@@ -138,7 +138,7 @@ def _fuzz_file(kind, rng, valid):
 @pytest.mark.parametrize("kind", ["png", "jpeg"])
 def test_fuzzed_files_give_only_the_clear_error(tmp_path, kind):
     """Random bytes as PNG/JPEG through the real loaders: BadImageError or a decode."""
-    from supervised_reptile import miniimagenet, omniglot
+    from supervised_reptile.data import miniimagenet, omniglot
     rng = np.random.default_rng(5)
     valid = _valid_bytes(kind, rng)
     read, shape, suffix = ((omniglot.read_image, (28, 28), ".png") if kind == "png" else
@@ -160,7 +160,7 @@ def test_fuzzed_files_give_only_the_clear_error(tmp_path, kind):
 
 
 def test_skipping_bad_images_keeps_the_good_ones_in_order(tmp_path):
-    from supervised_reptile import omniglot
+    from supervised_reptile.data import omniglot
     from conftest import make_omniglot
     chars = omniglot.list_characters(make_omniglot(tmp_path / "o", 1, 2, drawings=4))
     files = [list_images(c, ".png") for c in chars]

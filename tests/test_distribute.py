@@ -32,7 +32,7 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
     import numpy as np, tensorflow as tf
     from supervised_reptile import distribute, episodes, models, optimizers, weights
     from supervised_reptile.algorithms import Reptile, FOML
-    from supervised_reptile.class_pool import ClassPool
+    from supervised_reptile.data.class_pool import ClassPool
     from supervised_reptile.evaluate import evaluate
 
     strategy = distribute.make_strategy("mirrored", cpu_devices=2)

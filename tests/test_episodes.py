@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from supervised_reptile import episodes
-from supervised_reptile.class_pool import ClassPool
+from supervised_reptile.data.class_pool import ClassPool
 from supervised_reptile.episodes import TaskSpec, eval_dataset, mini_batches, train_dataset
 
 COUNTS = [5, 3, 6, 4, 5, 3, 7]   # ragged; min 3, max 7

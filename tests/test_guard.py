@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, default_sigint, make_omniglot
-from supervised_reptile import episodes, guard, models, omniglot
+from supervised_reptile import episodes, guard, models
+from supervised_reptile.data import omniglot
 from supervised_reptile.algorithms import Reptile
 from supervised_reptile.optimizers import make_optimizer
 from supervised_reptile.train import train

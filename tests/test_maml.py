@@ -172,7 +172,7 @@ def test_one_step_meta_update_equals_closed_form_with_adam():
 
 
 def _omniglot_tasks(seed=0):
-    from supervised_reptile.class_pool import ClassPool
+    from supervised_reptile.data.class_pool import ClassPool
     rng = np.random.default_rng(seed)
     images = (rng.random((8, 6, 28, 28)) < 0.9).astype(np.uint8) * 255
     return ClassPool(images, np.full(8, 6, np.int32), tuple(map(str, range(8))))

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from conftest import make_miniimagenet
-from supervised_reptile import miniimagenet
-from supervised_reptile.class_pool import list_images
+from supervised_reptile.data import miniimagenet
+from supervised_reptile.data.class_pool import list_images
 
 
 def original_read(path):

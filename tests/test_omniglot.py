@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from conftest import make_omniglot
-from supervised_reptile import omniglot
-from supervised_reptile.class_pool import list_images
+from supervised_reptile.data import omniglot
+from supervised_reptile.data.class_pool import list_images
 
 
 def original_read(path, rotation):

@@ -6,7 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from supervised_reptile import omniglot, predict
+from supervised_reptile import predict
+from supervised_reptile.data import omniglot
 
 
 def _folders(data, tmp_path, num_classes, shots=2):

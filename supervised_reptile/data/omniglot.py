@@ -12,7 +12,7 @@ import random
 import numpy as np
 from PIL import Image
 
-from supervised_reptile.class_pool import ClassPool, decode_classes, list_images
+from supervised_reptile.data.class_pool import ClassPool, decode_classes, list_images
 
 IMAGE_SIZE = 28
 ROTATIONS = (0, 90, 180, 270)

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from conftest import REPO, make_miniimagenet, make_omniglot
-from supervised_reptile import check_data, cli
+from supervised_reptile import cli
+from supervised_reptile.data import check as check_data
 
 
 def _report(*argv):

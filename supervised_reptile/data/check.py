@@ -1,0 +1,194 @@
+"""Dataset directory checks: layout, images per class and split, unreadable files.
+
+Counting only lists directories (seconds even for Mini-ImageNet), so runs
+call `scan` before decoding anything; `report` also opens every image with
+the loaders' own decoders. Command line:
+
+  python -m supervised_reptile.check_data DATA_DIR [--dataset D] [--no-decode]
+
+exits 0 when the data is usable as it is (notes about counts that differ
+from the original's may still be printed), 1 when it found problems
+(unreadable images, missing splits, empty classes), 2 for a missing
+directory or bad flags.
+"""
+
+import glob
+import os
+import sys
+from typing import Callable, Sequence
+
+from supervised_reptile.data import class_pool, miniimagenet, omniglot
+
+#: The original datasets (Omniglot: Lake et al.; Mini-ImageNet: the
+#: original's metadata CSVs, 600 images per class).
+OMNIGLOT_CHARACTERS = {1623: "the full set", 964: "images_background", 659: "images_evaluation"}
+OMNIGLOT_DRAWINGS = 20
+MINIIMAGENET_CLASSES = {"train": 64, "val": 16, "test": 20}
+MINIIMAGENET_IMAGES = 600
+SUFFIX = {"omniglot": ".png", "miniimagenet": ".JPEG"}
+_FETCH_HINT = "download it with `./fetch_data.sh {dataset}` or pass --data-dir"
+
+
+def guess_dataset(data_dir: str) -> str:
+    """"miniimagenet" if `data_dir` has a train/, val/ or test/ folder, else "omniglot"."""
+    has_split = any(os.path.isdir(os.path.join(data_dir, s)) for s in miniimagenet.SPLITS)
+    return "miniimagenet" if has_split else "omniglot"
+
+
+def _count(class_dir: str, suffix: str) -> int:
+    return sum(1 for n in os.listdir(class_dir) if n.endswith(suffix))
+
+
+def _require_dir(data_dir: str, dataset: str) -> None:
+    if not os.path.isdir(data_dir):
+        what = "is not a directory" if os.path.exists(data_dir) else "does not exist"
+        raise FileNotFoundError(f"data directory {data_dir!r} {what}; "
+                                + _FETCH_HINT.format(dataset=dataset))
+
+
+def scan_omniglot(data_dir: str) -> dict[str, int]:
+    """Character directory -> number of PNG files, in the loader's order.
+
+    Raises:
+      FileNotFoundError: no directory, or no `<alphabet>/character*/` in it
+        (naming a deeper directory that has them, if any).
+    """
+    _require_dir(data_dir, "omniglot")
+    try:
+        chars = omniglot.list_characters(data_dir)
+    except FileNotFoundError as err:
+        deeper = sorted({os.path.dirname(os.path.dirname(p)) for p in
+                         glob.glob(os.path.join(glob.escape(data_dir), "*", "*", "character*"))})
+        if deeper:
+            raise FileNotFoundError(f"{err}; the characters are one level deeper: pass "
+                                    f"--data-dir {deeper[0]}") from None
+        raise FileNotFoundError(f"{err} (an empty or unfinished download?)") from None
+    return {c: _count(c, ".png") for c in chars}
+
+
+def scan_miniimagenet(data_dir: str) -> dict[str, dict[str, int]]:
+    """Split -> class directory -> number of .JPEG files.
+
+    Raises:
+      FileNotFoundError: no directory, a missing split, or a split without classes.
+    """
+    _require_dir(data_dir, "miniimagenet")
+    missing = [s for s in miniimagenet.SPLITS if not os.path.isdir(os.path.join(data_dir, s))]
+    if missing:
+        raise FileNotFoundError(
+            f"Mini-ImageNet directory {data_dir!r} has no {', '.join(m + '/' for m in missing)} "
+            "(expected train/, val/ and test/): a half-finished download? Remove it and "
+            + _FETCH_HINT.format(dataset="miniimagenet"))
+    splits = {}
+    for split in miniimagenet.SPLITS:
+        classes = miniimagenet.list_classes(os.path.join(data_dir, split))
+        if not classes:
+            raise FileNotFoundError(f"no n*/ class directories in "
+                                    f"{os.path.join(data_dir, split)!r}; "
+                                    + _FETCH_HINT.format(dataset="miniimagenet"))
+        splits[split] = {c: _count(c, ".JPEG") for c in classes}
+    return splits
+
+
+def _odd_counts(counts: dict[str, int], expected: int, where: str) -> list[str]:
+    odd = {c: n for c, n in counts.items() if n != expected}
+    if not odd:
+        return []
+    shown = ", ".join(f"{c} ({n})" for c, n in list(odd.items())[:5])
+    more = f" and {len(odd) - 5} more" if len(odd) > 5 else ""
+    return [f"{len(odd)} {where} classes do not have the original's {expected} images: "
+            f"{shown}{more}"]
+
+
+def omniglot_notes(counts: dict[str, int]) -> list[str]:
+    """How a scanned Omniglot directory differs from the original's sets."""
+    n = len(counts)
+    notes = []
+    if n not in OMNIGLOT_CHARACTERS:
+        known = ", ".join(f"{k} ({v})" for k, v in OMNIGLOT_CHARACTERS.items())
+        notes.append(f"{n} characters found; the original sets have {known}: a subset, "
+                     "or an incomplete download?")
+    return notes + _odd_counts(counts, OMNIGLOT_DRAWINGS, "character")
+
+
+def miniimagenet_notes(splits: dict[str, dict[str, int]]) -> list[str]:
+    """How a scanned Mini-ImageNet directory differs from the original's metadata."""
+    notes = []
+    for split, counts in splits.items():
+        if len(counts) != MINIIMAGENET_CLASSES[split]:
+            notes.append(f"split {split} has {len(counts)} classes; the original has "
+                         f"{MINIIMAGENET_CLASSES[split]}")
+        notes += _odd_counts(counts, MINIIMAGENET_IMAGES, split)
+    return notes
+
+
+def stale_downloads(data_dir: str) -> list[str]:
+    """Leftover `.fetch_tmp.*` folders of interrupted `fetch_data.sh` runs next to `data_dir`."""
+    parent = os.path.dirname(os.path.abspath(data_dir))
+    return sorted(glob.glob(os.path.join(glob.escape(parent), ".fetch_tmp.*")))
+
+
+def unreadable(class_files: Sequence[Sequence[str]], dataset: str) -> list[str]:
+    """Lines naming every file that the run's decoder cannot read."""
+    read = omniglot.read_image if dataset == "omniglot" else miniimagenet.read_image
+    shape = ((omniglot.IMAGE_SIZE,) * 2 if dataset == "omniglot"
+             else (miniimagenet.IMAGE_SIZE,) * 2 + (3,))
+    bad = []
+    # One class at a time keeps the memory at one class's images.
+    for files in class_files:
+        class_pool.decode_classes([files], read, shape, ["c"], on_skip=bad.append)
+    return bad
+
+
+def report(data_dir: str, dataset: str | None = None, decode: bool = True,
+           log_fn: Callable[[str], None] = print) -> int:
+    """Prints what is in `data_dir` and what is wrong with it.
+
+    Returns:
+      0 if usable as it is, 1 if problems were found.
+    """
+    dataset = dataset or guess_dataset(data_dir)
+    log_fn(f"{dataset} in {data_dir}")
+    if dataset == "omniglot":
+        counts = scan_omniglot(data_dir)
+        groups = {"all": counts}
+        log_fn(f"  {len({os.path.dirname(c) for c in counts})} alphabets, {len(counts)} "
+               f"characters, {sum(counts.values())} images")
+        notes = omniglot_notes(counts)
+    else:
+        groups = scan_miniimagenet(data_dir)
+        for split, counts in groups.items():
+            log_fn(f"  {split}: {len(counts)} classes, {sum(counts.values())} images")
+        notes = miniimagenet_notes(groups)
+    problems = [f"class {c} has no {SUFFIX[dataset]} images"
+                for counts in groups.values() for c, n in counts.items() if n == 0]
+    problems += [f"leftover of an interrupted fetch_data.sh run: {p} (safe to delete)"
+                 for p in stale_downloads(data_dir)]
+    checked = "images not opened (--no-decode)"
+    if decode:
+        files = [class_pool.list_images(c, SUFFIX[dataset])
+                 for counts in groups.values() for c in counts]
+        problems += unreadable(files, dataset)
+        checked = f"{sum(map(len, files))} images opened"
+    for line in notes:
+        log_fn(f"note: {line}")
+    for line in problems:
+        log_fn(f"problem: {line}")
+    log_fn(f"{len(problems)} problem(s), {len(notes)} note(s); {checked}" if problems
+           else f"usable: no problems found, {len(notes)} note(s); {checked}")
+    return 1 if problems else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from supervised_reptile.config import parse_check_data_args
+    args = parse_check_data_args(argv)
+    try:
+        return report(args.data_dir, args.dataset, args.decode,
+                      log_fn=lambda line: print(line, flush=True))
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
