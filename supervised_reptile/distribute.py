@@ -23,6 +23,8 @@ Semantics of one distributed meta-iteration with R replicas and M tasks:
     makes a distributed run equal the single-device run bit for bit.
   * MAML: replicas compute their tasks' meta-gradients into slots; the outer
     Adam step on their mean is then taken identically on every replica.
+  * Evaluation: a stack of tasks is split into one share per replica, and
+    each replica adapts its share at once (`adapt_and_predict_many`).
 
 Only the chief writes checkpoints, TensorBoard events and exports; every
 worker restores from the same checkpoint directory.
@@ -30,12 +32,12 @@ worker restores from the same checkpoint directory.
 
 import json
 import os
-from typing import Iterable
 
-import numpy as np
+import keras
 import tensorflow as tf
 
 from supervised_reptile import guard
+from supervised_reptile.algorithms.base import Algorithm, MetaLearner
 from supervised_reptile.episodes import EvalEpisode, TrainEpisode
 
 STRATEGIES = ("none", "mirrored", "multi-worker")
@@ -123,24 +125,36 @@ def worker_lost(err: tf.errors.OpError, latest_checkpoint: str | None) -> guard.
                            f"({type(err).__name__}: {reason}); {saved}")
 
 
-class DistributedMetaStep:
-    """Runs an algorithm's meta-iterations and evaluations across replicas.
+class DistributedLearner(MetaLearner):
+    """A meta-learner whose meta-iterations and evaluations run across replicas.
 
     Build the algorithm inside `strategy.scope()` so that its meta-model and
-    inner optimizer state are mirrored variables; then use this object where
-    the algorithm would be used (`meta_step`, `evaluate_counts`).
+    optimizer states are mirrored variables, then use this object wherever
+    the algorithm would be used: it implements the same interface.
 
     Args:
-      algorithm: a `Reptile` / `FOML` built under `strategy.scope()`.
+      algorithm: an `Algorithm` built under `strategy.scope()`.
       strategy: the `tf.distribute.Strategy`.
     """
 
-    def __init__(self, algorithm, strategy: tf.distribute.Strategy):
+    def __init__(self, algorithm: Algorithm, strategy: tf.distribute.Strategy):
         self.algorithm = algorithm
         self.strategy = strategy
         self.num_replicas = strategy.num_replicas_in_sync
         self._step_fn = tf.function(self._meta_step)
-        self._eval_fn = tf.function(self._count_correct)
+        self._predict_fn = tf.function(self._predict_many)
+
+    @property
+    def model(self) -> keras.Model:
+        return self.algorithm.model
+
+    @property
+    def optimizer(self) -> tf.Module:
+        return self.algorithm.optimizer
+
+    @property
+    def transductive(self) -> bool:
+        return self.algorithm.transductive
 
     def _replica_step(self, episodes: TrainEpisode):
         """This replica's share of the tasks, each result in its own slot,
@@ -148,17 +162,13 @@ class DistributedMetaStep:
         is exact), whichever replica computed it."""
         alg = self.algorithm
         ctx = tf.distribute.get_replica_context()
-        old, frozen = alg.read_model()
+        old, frozen = alg.read_weights()
         updates, losses, state = alg.task_updates(
-            old, frozen, alg.optimizer.read_state(), episodes,
+            old, frozen, alg.inner_state(), episodes,
             first=ctx.replica_id_in_sync_group, stride=self.num_replicas)
         updates, losses = ctx.all_reduce(tf.distribute.ReduceOp.SUM, (updates, losses))
-        if tf.nest.flatten(state):  # SGD and MAML have no inner state.
-            # Per-task states come in slots (summed, then averaged in task
-            # order by `merge_state`); a shared state is averaged over replicas.
-            per_task = getattr(alg, "inner_state", "shared") == "per-task"
-            state = ctx.all_reduce(tf.distribute.ReduceOp.SUM if per_task
-                                   else tf.distribute.ReduceOp.MEAN, state)
+        if tf.nest.flatten(state):  # SGD and MAML have no inner state
+            state = ctx.all_reduce(alg.schedule.replica_reduction, state)
         return old, updates, losses, state
 
     def _meta_step(self, episodes: TrainEpisode, meta_step_size):
@@ -166,58 +176,46 @@ class DistributedMetaStep:
         # All-reduced, so every local replica holds the same values.
         old, updates, losses, state = tf.nest.map_structure(
             lambda x: self.strategy.experimental_local_results(x)[0], results)
-        if tf.nest.flatten(state):
-            self.algorithm.optimizer.assign_state(self.algorithm.merge_state(state))
-        return self.algorithm.apply_meta_update(old, updates, losses, meta_step_size)
+        return self.algorithm.apply_meta_update(old, updates, losses, state, meta_step_size)
 
     def meta_step(self, episodes: TrainEpisode, meta_step_size: float) -> dict:
         """One meta-iteration over a meta-batch (every replica is given all of it)."""
         return self._step_fn(episodes, tf.constant(meta_step_size, tf.float32))
 
-    @property
-    def model(self):
-        """The meta-model (mirrored variables)."""
-        return self.algorithm.model
+    def adapt_and_predict(self, episode: EvalEpisode, every_step: bool = False) -> tf.Tensor:
+        """One task, on this process's first replica."""
+        return self.algorithm.adapt_and_predict(episode, every_step)
 
-    def adapt_and_predict(self, episode: EvalEpisode) -> tf.Tensor:
-        """One task on this process's first replica (monitoring)."""
-        return self.algorithm.adapt_and_predict(episode)
-
-    def _replica_count(self, episodes: EvalEpisode):
+    def _replica_predict(self, episodes: EvalEpisode, every_step: bool):
         ctx = tf.distribute.get_replica_context()
-        rid = ctx.replica_id_in_sync_group
-        episode = tf.nest.map_structure(lambda x: x[rid], episodes)
-        predictions = self.algorithm._adapt_and_predict(episode)[0]
-        correct = tf.reduce_sum(tf.cast(predictions == episode.query_labels, tf.int32))
-        # Each replica fills its own slot; the sum gathers all of them.
-        counts = tf.one_hot(rid, self.num_replicas, dtype=tf.int32) * correct
-        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, counts)
+        share = episodes.support_images.shape[0] // self.num_replicas
+        first = ctx.replica_id_in_sync_group * share
+        mine = tf.nest.map_structure(lambda x: x[first:first + share], episodes)
+        outputs = self.algorithm.stacked_outputs(mine, every_step)
+        # Each replica fills its own rows; the sum gathers all of them exactly.
+        rows = tf.range(episodes.support_images.shape[0])
+        own = tf.logical_and(rows >= first, rows < first + share)
+        placed = tf.scatter_nd(tf.where(own), outputs,
+                               [episodes.support_images.shape[0], *outputs.shape[1:]])
+        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, placed)
 
-    def _count_correct(self, episodes: EvalEpisode):
-        counts = self.strategy.run(self._replica_count, args=(episodes,))
-        return self.strategy.experimental_local_results(counts)[0]
+    def _predict_many(self, episodes: EvalEpisode, every_step: bool):
+        outputs = self.strategy.run(self._replica_predict, args=(episodes, every_step))
+        return self.strategy.experimental_local_results(outputs)[0]
 
-    def evaluate(self, episodes: Iterable[EvalEpisode], num_tasks: int) -> np.ndarray:
-        """Per-task correct counts, `num_replicas` tasks at a time (one per replica).
+    def adapt_and_predict_many(self, episodes: EvalEpisode,
+                               every_step: bool = False) -> tf.Tensor:
+        """A share of the tasks per replica, each share adapted at once.
 
-        Returns:
-          int64 `[num_tasks]`, in task order, as `evaluate.evaluate` returns them.
+        The task count is padded to a multiple of the replica count with
+        copies of the last task, whose results are dropped.
         """
-        group = self.num_replicas
-        counts = []
-        batch = []
-        for episode, _ in zip(episodes, range(num_tasks)):
-            batch.append(episode)
-            if len(batch) == group:
-                counts.extend(self._count_group(batch))
-                batch = []
-        if batch:  # Pad the last group by repeating its first task; drop the extras.
-            counts.extend(self._count_group(batch + [batch[0]] * (group - len(batch)))
-                          [:len(batch)])
-        if len(counts) != num_tasks:
-            raise ValueError(f"only {len(counts)} episodes were available, {num_tasks} asked for")
-        return np.array(counts, np.int64)
+        tasks = episodes.support_images.shape[0]
+        pad = -tasks % self.num_replicas
+        if pad:
+            episodes = tf.nest.map_structure(
+                lambda x: tf.concat([x, tf.repeat(x[-1:], pad, axis=0)], 0), episodes)
+        return self._predict_fn(episodes, every_step)[:tasks]
 
-    def _count_group(self, batch: list) -> list:
-        stacked = tf.nest.map_structure(lambda *xs: tf.stack(xs), *batch)
-        return [int(c) for c in self._eval_fn(EvalEpisode(*stacked))]
+    def adapt(self, episode: EvalEpisode) -> keras.Model:
+        return self.algorithm.adapt(episode)

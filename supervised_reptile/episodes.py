@@ -20,7 +20,6 @@ Sampling rules (ORIGINAL.md section 3):
 """
 
 import dataclasses
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -159,16 +158,21 @@ class Sampler:
         return images, labels
 
 
-def mini_batches(key, pool_size: int, batch_size: int, num_batches: int,
-                 replacement: bool) -> tf.Tensor:
-    """Inner-loop batch indices `[num_batches, batch_size]` into `range(pool_size)`."""
+def mini_batches(key, pool_size, batch_size, num_batches: int, replacement: bool) -> tf.Tensor:
+    """Inner-loop batch indices `[num_batches, batch_size]` into `range(pool_size)`.
+
+    `pool_size` and `batch_size` may be Python ints or scalar tensors known
+    only when the graph runs (the SavedModel's signatures). With
+    `replacement`, a batch larger than the pool holds the whole pool.
+    """
     if replacement:
-        noise = tf.random.stateless_uniform([num_batches, pool_size], key)
+        noise = tf.random.stateless_uniform(tf.stack([num_batches, pool_size]), key)
         return tf.argsort(noise, axis=1)[:, :batch_size]
-    passes = math.ceil(num_batches * batch_size / pool_size)
-    noise = tf.random.stateless_uniform([passes, pool_size], key)
-    stream = tf.reshape(tf.argsort(noise, axis=1), [-1])[:num_batches * batch_size]
-    return tf.reshape(stream, [num_batches, batch_size])
+    total = num_batches * batch_size
+    passes = (total + pool_size - 1) // pool_size
+    noise = tf.random.stateless_uniform(tf.stack([passes, pool_size]), key)
+    stream = tf.reshape(tf.argsort(noise, axis=1), [-1])[:total]
+    return tf.reshape(stream, tf.stack([num_batches, batch_size]))
 
 
 def _round_positions(num_classes: int, num_shots: int, rounds) -> np.ndarray:

@@ -1,69 +1,106 @@
-"""Evaluation: adapt on many tasks and count correct queries (ORIGINAL.md 3.4, 7)."""
+"""Evaluation: adapt on many tasks, then count correct queries or measure errors.
 
-from typing import Iterable
+One path for every meta-learner and every use (the final evaluation, the
+monitoring evaluation during training, sinusoid regression): tasks are
+stacked `tasks_at_once` at a time and adapted through
+`MetaLearner.adapt_and_predict_many` (1 goes task by task through
+`adapt_and_predict`; the results are equal up to float rounding). Every task
+adapts from the same meta-weights and inner optimizer state and changes
+neither, so the tasks are independent.
+
+A score has one column per reported step: with `every_step`, column `s` is
+after `s` inner steps (column 0 before adaptation: MAML's protocol, and the
+sinusoid's before/after picture); otherwise a single column, after the last
+step.
+"""
+
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from supervised_reptile.algorithms.base import MetaLearner
 from supervised_reptile.episodes import EvalEpisode
 
-
-def count_correct(algorithm, episode: EvalEpisode) -> int:
-    """Correct queries (0..N) of one task after fine-tuning; changes no state."""
-    predictions = algorithm.adapt_and_predict(episode)
-    return int(tf.reduce_sum(tf.cast(predictions == episode.query_labels, tf.int32)))
+#: `(outputs [tasks, R, Q, C], targets [tasks, Q]) -> [tasks, R]` scores.
+Score = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-#: Evaluation tasks adapted at once by `evaluate` (`--eval-tasks-at-once`).
-TASKS_AT_ONCE = 16
+def correct_counts(outputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Correct queries per task and step: int64 `[tasks, R]` from logits `[tasks, R, Q, N]`."""
+    predictions = np.argmax(outputs, axis=-1)
+    return np.sum(predictions == labels[:, None, :], axis=-1).astype(np.int64)
 
 
-def _count_many(algorithm, chunk: list, size: int) -> list[int]:
-    """Correct counts of the tasks in `chunk`, adapted `size` at a time.
+def squared_errors(outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Mean squared error of the queries, float64 `[tasks, R]` from outputs `[tasks, R, Q, 1]`."""
+    return np.mean((outputs[..., 0].astype(np.float64) - targets[:, None, :]) ** 2, axis=-1)
 
-    A short chunk is padded with copies of its last task (their results are
-    dropped), so every call has the same shapes and nothing is retraced."""
-    if size == 1 or not hasattr(algorithm, "adapt_and_predict_many"):
-        return [count_correct(algorithm, episode) for episode in chunk]
-    padded = chunk + [chunk[-1]] * (size - len(chunk))
+
+def outputs_of(learner: MetaLearner, chunk: Sequence[EvalEpisode], every_step: bool,
+               size: int) -> np.ndarray:
+    """The learner's query outputs `[len(chunk), R, Q, C]` for a list of tasks.
+
+    With `size` > 1 the chunk is stacked, padded with copies of its last task
+    to `size` tasks (their results are dropped) so that every call has the
+    same shapes and nothing is traced again.
+    """
+    if size == 1:
+        return np.stack([learner.adapt_and_predict(e, every_step).numpy() for e in chunk])
+    padded = list(chunk) + [chunk[-1]] * (size - len(chunk))
     stacked = EvalEpisode(*(tf.stack(field) for field in zip(*padded)))
-    predictions = algorithm.adapt_and_predict_many(stacked)[:len(chunk)]
-    correct = predictions == stacked.query_labels[:len(chunk)]
-    return [int(c) for c in tf.reduce_sum(tf.cast(correct, tf.int32), axis=1).numpy()]
+    return learner.adapt_and_predict_many(stacked, every_step).numpy()[:len(chunk)]
 
 
-def evaluate(algorithm, episodes: Iterable[EvalEpisode], num_tasks: int,
-             tasks_at_once: int = TASKS_AT_ONCE) -> np.ndarray:
-    """Per-task correct counts over the first `num_tasks` episodes.
+def score_chunk(learner: MetaLearner, chunk: Sequence[EvalEpisode], score: Score = correct_counts,
+                every_step: bool = False, size: int | None = None) -> np.ndarray:
+    """`score` of a list of tasks adapted together (`size`: see `outputs_of`)."""
+    outputs = outputs_of(learner, chunk, every_step, size or len(chunk))
+    return score(outputs, np.stack([e.query_labels.numpy() for e in chunk]))
 
-    Every task adapts from the same meta-weights and inner optimizer state and
-    changes neither, so tasks are independent: they are adapted
-    `tasks_at_once` at a time (`adapt_and_predict_many`; 1, or an algorithm
-    without it, goes one by one), with the same results up to float rounding.
+
+def evaluate(learner: MetaLearner, episodes: Iterable[EvalEpisode], num_tasks: int,
+             tasks_at_once: int = 16, score: Score = correct_counts, every_step: bool = False,
+             on_task: Callable[[int], None] | None = None) -> np.ndarray:
+    """Scores of the first `num_tasks` episodes, `tasks_at_once` at a time.
+
+    Args:
+      on_task: called with the number of tasks done so far (a progress bar).
 
     Returns:
-      int64 `[num_tasks]`; the original's accuracy is `sum / (num_tasks * N)`.
+      `[num_tasks, R]` (see the module docstring): int64 correct counts by
+      default; the original's accuracy is `counts[:, -1].sum() / (num_tasks * N)`.
+
+    Raises:
+      ValueError: `tasks_at_once` < 1, or fewer than `num_tasks` episodes.
     """
     if tasks_at_once < 1:
-        raise ValueError(f"--eval-tasks-at-once must be >= 1, got {tasks_at_once}")
-    if hasattr(algorithm, "evaluate"):  # distribute.DistributedMetaStep: one task per replica
-        return algorithm.evaluate(episodes, num_tasks)
-    counts, chunk = [], []
+        raise ValueError(f"tasks_at_once must be >= 1, got {tasks_at_once}")
+    size = min(tasks_at_once, num_tasks)
+    rows, chunk = [], []
     for episode, _ in zip(episodes, range(num_tasks)):
         chunk.append(episode)
-        if len(chunk) == tasks_at_once:
-            counts += _count_many(algorithm, chunk, tasks_at_once)
+        if len(chunk) == size:
+            rows.append(score_chunk(learner, chunk, score, every_step, size))
             chunk = []
+            if on_task:
+                on_task(sum(map(len, rows)))
     if chunk:
-        counts += _count_many(algorithm, chunk, min(tasks_at_once, num_tasks))
-    if len(counts) != num_tasks:
-        raise ValueError(f"only {len(counts)} episodes were available, {num_tasks} asked for")
-    return np.array(counts, np.int64)
+        rows.append(score_chunk(learner, chunk, score, every_step, size))
+    done = sum(map(len, rows))
+    if done != num_tasks:
+        raise ValueError(f"only {done} episodes were available, {num_tasks} asked for")
+    return np.concatenate(rows)
 
 
 def accuracy(counts: np.ndarray, num_classes: int) -> float:
-    """Fraction of correct queries: one query per class per task."""
-    return float(np.sum(counts)) / (len(counts) * num_classes)
+    """Fraction of correct queries (one query per class per task), after the last step.
+
+    Args:
+      counts: `[num_tasks]` or `[num_tasks, R]` correct counts.
+    """
+    final = np.asarray(counts).reshape(len(counts), -1)[:, -1]
+    return float(np.sum(final)) / (len(final) * num_classes)
 
 
 def confidence_interval(values: np.ndarray, z: float = 1.96) -> tuple[float, float]:

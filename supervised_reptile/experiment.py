@@ -7,21 +7,16 @@ from typing import Callable
 
 import numpy as np
 
-from supervised_reptile import (checkpoints, distribute, episodes, eval_results, export, guard,
-                                models, progress, validate)
+from supervised_reptile import (checkpoints, distribute, episodes, export, guard, models,
+                                progress, report, validate)
 from supervised_reptile.data import miniimagenet, omniglot
-from supervised_reptile.algorithms import FOML, Reptile
+from supervised_reptile.algorithms import FOML, MAML, Algorithm, Reptile
 from supervised_reptile.config import Config
-from supervised_reptile.evaluate import accuracy, confidence_interval, evaluate
-from supervised_reptile.maml import MAML, accuracy_per_step
+from supervised_reptile.evaluate import evaluate
 from supervised_reptile.optimizers import make_optimizer
 from supervised_reptile.progress import Progress
 from supervised_reptile.summaries import Summaries
 from supervised_reptile.train import train
-
-#: Printed split names, in the original's order.
-SPLIT_TITLES = {"train": "Train", "val": "Validation", "test": "Test"}
-
 
 def load_samplers(config: Config) -> dict[str, episodes.Sampler]:
     """Split name -> `episodes.Sampler` for the configured dataset.
@@ -41,17 +36,18 @@ def load_samplers(config: Config) -> dict[str, episodes.Sampler]:
             for split in miniimagenet.SPLITS}
 
 
-def build_algorithm(config: Config) -> Reptile:
+def build_algorithm(config: Config) -> Algorithm:
     """The meta-model, inner optimizer and algorithm the configuration names."""
     model = models.BUILDERS[config.dataset](config.classes, seed=config.seed)
+    schedule = "at-once" if config.parallel_tasks else (config.inner_state or "shared")
     if config.maml:
         return MAML(model, config.maml_inner_lr, config.meta_lr,
-                    first_order=config.maml_first_order, transductive=config.transductive)
+                    first_order=config.maml_first_order, transductive=config.transductive,
+                    schedule=schedule)
     optimizer = make_optimizer("sgd" if config.sgd else "adam", config.learning_rate)
     cls = FOML if config.foml else Reptile
     return cls(model, optimizer, weight_decay=config.weight_decay,
-               transductive=config.transductive, inner_state=config.inner_state,
-               parallel_tasks=config.parallel_tasks)
+               transductive=config.transductive, schedule=schedule)
 
 
 def task_specs(config: Config) -> tuple[episodes.TaskSpec, episodes.TaskSpec]:
@@ -76,19 +72,6 @@ def maml_task_specs(config: Config) -> tuple[episodes.TaskSpec, episodes.TaskSpe
     return train_spec, eval_spec
 
 
-def _maml_protocol(algorithm: MAML, data, config: Config, title: str,
-                   log_fn: Callable[[str], None]) -> float:
-    """MAML's evaluation: accuracy after each inner step, mean +- 95% CI over tasks."""
-    per_step = accuracy_per_step(algorithm, data, config.eval_samples)
-    cells = ["%d: %.4f +- %.4f" % (s, *confidence_interval(per_step[:, s]))
-             for s in range(per_step.shape[1])]
-    log_fn(f"{title} accuracy after each inner step (95% CI over {len(per_step)} tasks): "
-           + ", ".join(cells))
-    result = float(per_step[:, -1].mean())
-    log_fn(f"{title} accuracy: {np.float64(result)}")
-    return result
-
-
 def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, float]:
     """Trains (unless `config.pretrained`) and evaluates; returns split -> accuracy.
 
@@ -98,7 +81,7 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
     writes checkpoints, TensorBoard events, results and exports.
     """
     validate.before_run(config)  # also --checkpoint-interval and the --distribute options
-    eval_results.check_path(config.eval_results)
+    report.check_path(config.eval_results)
     strategy = distribute.make_strategy(config.distribute, config.cpu_devices)
     chief = distribute.is_chief(strategy)
     if not chief:
@@ -108,7 +91,7 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
     with strategy.scope():
         algorithm = build_algorithm(config)
     stepper = (algorithm if config.distribute == "none"
-               else distribute.DistributedMetaStep(algorithm, strategy))
+               else distribute.DistributedLearner(algorithm, strategy))
     run_checkpoint = checkpoints.RunCheckpoint(config.checkpoint, algorithm.model,
                                                algorithm.optimizer)
     summaries = None
@@ -130,12 +113,8 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
                start, log_fn, chief)
     log_fn("Evaluating...")
     began = time.perf_counter()
-    if config.maml:
-        results = {split: _maml_protocol(algorithm, data, config, SPLIT_TITLES[split], log_fn)
-                   for split, data in _final_datasets(config, samplers, eval_spec).items()}
-    else:
-        results = _report(config, _final_evaluation(config, stepper, samplers, eval_spec),
-                          log_fn if chief else None)
+    results = _report(config, _final_evaluation(config, stepper, samplers, eval_spec),
+                      log_fn if chief else None)
     if summaries is not None:
         summaries.final(results, config.meta_iters, time.perf_counter() - began)
     if config.export and chief:
@@ -199,28 +178,19 @@ def _final_evaluation(config, algorithm, samplers, eval_spec) -> dict[str, np.nd
     for split, data in _final_datasets(config, samplers, eval_spec).items():
         bar = Progress(f"eval {split}", config.eval_samples,
                        enabled=progress.wanted(config.progress, sys.stderr))
-        counts[split] = evaluate(algorithm, _counted(data, bar), config.eval_samples,
-                                 config.eval_tasks_at_once)
+        # MAML's protocol scores every inner step.
+        counts[split] = evaluate(algorithm, data, config.eval_samples,
+                                 config.eval_tasks_at_once, every_step=config.maml,
+                                 on_task=bar.update)
         bar.close()
     return counts
 
 
 def _report(config, counts, log_fn) -> dict[str, float]:
     """Prints the original's accuracy lines, then the CI lines; writes `--eval-results`."""
-    results = {split: accuracy(c, config.classes) for split, c in counts.items()}
     if log_fn is None:  # not the chief
-        return results
-    for split, acc in results.items():
-        log_fn(f"{SPLIT_TITLES[split]} accuracy: {np.float64(acc)}")
-    for split, c in counts.items():
-        log_fn(eval_results.ci_line(SPLIT_TITLES[split], c, config.classes))
-    if config.eval_results:
-        eval_results.write(config.eval_results, counts, config.classes)
+        log_fn = _silent
+    results = report.print_accuracies(counts, config.classes, log_fn)
+    if config.eval_results and log_fn is not _silent:
+        report.write(config.eval_results, counts, config.classes)
     return results
-
-
-def _counted(items, bar):
-    """Yields `items`, advancing `bar` as they are consumed."""
-    for n, item in enumerate(items):
-        yield item
-        bar.update(n + 1)

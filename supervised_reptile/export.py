@@ -39,26 +39,11 @@ from typing import Sequence
 import tensorflow as tf
 
 from supervised_reptile.config import Config
+from supervised_reptile.episodes import mini_batches
 
 #: Stream id of the exported adapt_and_predict's mini-batch key.
 EXPORT_STREAM = 100
 METADATA_FILE = "supervised_reptile.json"
-
-
-def mini_batches(key, pool_size, batch_size: int, num_batches: int, replacement: bool):
-    """`episodes.mini_batches` for a pool size known only when the graph runs.
-
-    The same rule and, for the same key and sizes, the same indices; with
-    `replacement`, a batch larger than the pool holds the whole pool.
-    """
-    if replacement:
-        noise = tf.random.stateless_uniform(tf.stack([num_batches, pool_size]), key)
-        return tf.argsort(noise, axis=1)[:, :batch_size]
-    total = num_batches * batch_size
-    passes = (total + pool_size - 1) // pool_size
-    noise = tf.random.stateless_uniform(tf.stack([passes, pool_size]), key)
-    stream = tf.reshape(tf.argsort(noise, axis=1), [-1])[:total]
-    return tf.reshape(stream, [num_batches, batch_size])
 
 
 def build_module(algorithm, config: Config) -> tuple[tf.Module, dict]:
@@ -68,7 +53,7 @@ def build_module(algorithm, config: Config) -> tuple[tf.Module, dict]:
     module.frozen = [tf.Variable(v, trainable=False)
                      for v in algorithm.model.non_trainable_variables]
     module.state = tf.nest.map_structure(lambda t: tf.Variable(t, trainable=False),
-                                         algorithm.optimizer.read_state())
+                                         algorithm.inner_state())
     num_classes = int(algorithm.model.output_shape[-1])
     image_shape = list(algorithm.model.input_shape[1:])
     key = tf.constant([config.seed, EXPORT_STREAM], tf.int64)
@@ -88,9 +73,9 @@ def build_module(algorithm, config: Config) -> tuple[tf.Module, dict]:
     def adapt(support_images, support_labels, query_images, batches):
         tf.debugging.assert_less(support_labels, num_classes,
                                  message=f"support labels must be in 0..{num_classes - 1}")
-        logits = algorithm.query_logits(read(module.weights), read(module.frozen),
-                                        read(module.state), support_images, support_labels,
-                                        batches, query_images)
+        logits = algorithm.logits_after_adaptation(
+            read(module.weights), read(module.frozen), read(module.state), support_images,
+            support_labels, batches, query_images)
         logits = logits[:, :tf.reduce_max(support_labels) + 1]
         return {"logits": logits, "predictions": tf.argmax(logits, -1, output_type=tf.int32)}
 
@@ -99,8 +84,10 @@ def build_module(algorithm, config: Config) -> tuple[tf.Module, dict]:
 
     @tf.function(input_signature=task)
     def adapt_and_predict(support_images, support_labels, query_images):
-        batches = mini_batches(key, tf.shape(support_labels)[0], config.eval_batch,
-                               config.eval_iters, config.replacement)
+        support = tf.shape(support_labels)[0]
+        # MAML's inner steps each take the whole support set.
+        batch = support if config.maml else config.eval_batch
+        batches = mini_batches(key, support, batch, config.eval_iters, config.replacement)
         return adapt(support_images, support_labels, query_images, batches)
 
     @tf.function(input_signature=task + [tf.TensorSpec([None, None], tf.int32, "batches")])

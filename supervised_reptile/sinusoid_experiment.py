@@ -17,13 +17,12 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from supervised_reptile import sinusoid
-from supervised_reptile.algorithms import FOML, Reptile
+from supervised_reptile import report, sinusoid
+from supervised_reptile.algorithms import FOML, MAML, Algorithm, Reptile
 from supervised_reptile.config import Config
 from supervised_reptile.episodes import FINAL_EVAL_STREAM, TRAIN_STREAM
-from supervised_reptile.evaluate import confidence_interval
+from supervised_reptile.evaluate import evaluate, squared_errors
 from supervised_reptile.experiment import task_specs
-from supervised_reptile.maml import MAML
 from supervised_reptile.optimizers import make_optimizer
 from supervised_reptile.picture import Fit, draw_fits, save_png
 from supervised_reptile.train import meta_step_size
@@ -32,7 +31,7 @@ from supervised_reptile.train import meta_step_size
 PICTURE_TASKS = 4
 
 
-def build_algorithm(config: Config) -> Reptile | MAML:
+def build_algorithm(config: Config) -> Algorithm:
     """The regressor and the algorithm the configuration names (MSE loss)."""
     model = sinusoid.build_sinusoid_model(config.seed)
     if config.maml:
@@ -49,19 +48,15 @@ def _predict(model, x) -> np.ndarray:
     return model(x, training=True).numpy()[:, 0]
 
 
-def evaluate_mse(algorithm, held_out) -> tuple[np.ndarray, np.ndarray]:
-    """Per-task query MSE before adaptation and after `--eval-iters` steps.
+def evaluate_mse(algorithm, held_out) -> np.ndarray:
+    """Per-task query MSE before adaptation and after each inner step.
 
     Returns:
-      Two float64 `[num_tasks]` arrays.
+      float64 `[num_tasks, eval_iters + 1]`.
     """
-    before, after = [], []
-    for episode in held_out:
-        truth = episode.query_labels.numpy()
-        before.append(np.mean((_predict(algorithm.model, episode.query_images) - truth) ** 2))
-        adapted = algorithm.adapt(episode)
-        after.append(np.mean((_predict(adapted, episode.query_images) - truth) ** 2))
-    return np.array(before, np.float64), np.array(after, np.float64)
+    num_tasks = int(held_out.cardinality())
+    return evaluate(algorithm, held_out, num_tasks, tasks_at_once=1, score=squared_errors,
+                    every_step=True)
 
 
 def fits(algorithm, held_out, count: int = PICTURE_TASKS) -> list[Fit]:
@@ -76,12 +71,10 @@ def fits(algorithm, held_out, count: int = PICTURE_TASKS) -> list[Fit]:
     return out
 
 
-def _report(algorithm, held_out, when: str, steps: int, log_fn) -> float:
-    before, after = evaluate_mse(algorithm, held_out)
-    log_fn(f"Held-out MSE {when} meta-training (95%% CI over {len(after)} tasks): "
-           "before adaptation %.4f +- %.4f, after %d steps %.4f +- %.4f"
-           % (*confidence_interval(before), steps, *confidence_interval(after)))
-    return float(after.mean())
+def _report(algorithm, held_out, when: str, log_fn) -> float:
+    errors = evaluate_mse(algorithm, held_out)
+    log_fn(report.mse_line(when, errors))
+    return float(errors[:, -1].mean())
 
 
 def _train(algorithm, config: Config, writer, log_fn) -> None:
@@ -111,13 +104,11 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
     algorithm = build_algorithm(config)
     config.save(config.checkpoint)
     writer = tf.summary.create_file_writer(os.path.join(config.checkpoint, "train"))
-    results = {"mse_before_training": _report(algorithm, held_out, "before",
-                                              config.eval_iters, log_fn)}
+    results = {"mse_before_training": _report(algorithm, held_out, "before", log_fn)}
     log_fn("Training...")
     _train(algorithm, config, writer, log_fn)
     log_fn("Evaluating...")
-    results["mse_after_training"] = _report(algorithm, held_out, "after", config.eval_iters,
-                                            log_fn)
+    results["mse_after_training"] = _report(algorithm, held_out, "after", log_fn)
     checkpoint = tf.train.Checkpoint(model=algorithm.model, optimizer=algorithm.optimizer)
     tf.train.CheckpointManager(checkpoint, config.checkpoint, max_to_keep=1,
                                checkpoint_name="model.ckpt").save(config.meta_iters - 1)

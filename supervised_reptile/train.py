@@ -6,8 +6,9 @@ from typing import Callable, Iterator
 import tensorflow as tf
 
 from supervised_reptile import guard
-from supervised_reptile.evaluate import count_correct
+from supervised_reptile.algorithms.base import MetaLearner
 from supervised_reptile.episodes import EvalEpisode, TrainEpisode
+from supervised_reptile.evaluate import score_chunk
 
 
 def meta_step_size(iteration: int, meta_iters: int, initial: float, final: float) -> float:
@@ -23,7 +24,7 @@ def _num_tasks(batch) -> int:
     return int(images.shape[0]) if images is not None else 1
 
 
-def train(algorithm, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[EvalEpisode]],
+def train(algorithm: MetaLearner, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[EvalEpisode]],
           writers: dict[str, tf.summary.SummaryWriter], save: Callable[[int], None], *,
           meta_iters: int, meta_step: float, meta_step_final: float, eval_interval: int,
           num_classes: int, start_iteration: int = 0, log_fn: Callable[[str], None] = print,
@@ -38,7 +39,7 @@ def train(algorithm, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[
     `i % checkpoint_interval == 0` or `i` is the last iteration, `save(i)`.
 
     Args:
-      algorithm: a `Reptile`-like object.
+      algorithm: the meta-learner.
       tasks: meta-batches of training episodes, the first for `start_iteration`.
       monitor: split name -> endless evaluation episodes, in print order.
       writers: split name -> summary writer.
@@ -69,9 +70,10 @@ def train(algorithm, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[
         if recorder is not None:
             recorder.train_step(i, stats, step, trained - started, _num_tasks(batch))
         if i % eval_interval == 0:
-            accs = {}
-            for name, episodes in monitor.items():
-                accs[name] = count_correct(algorithm, next(episodes)) / num_classes
+            # One task per split, adapted together.
+            counts = score_chunk(algorithm, [next(episodes) for episodes in monitor.values()])
+            accs = {name: int(c[-1]) / num_classes for name, c in zip(monitor, counts)}
+            for name in monitor:
                 with writers[name].as_default():
                     tf.summary.scalar("accuracy", accs[name], step=i)
                 writers[name].flush()

@@ -1,18 +1,22 @@
-"""Pure arithmetic on weight lists (the original's `variables.py`).
+"""Pure arithmetic on weight lists and on per-task slots of them.
 
-A "weight list" is a list of tensors or arrays with matching shapes, one per
-trainable variable, in `model.trainable_variables` order. Every function here
-is pure (inputs are never modified) and works on NumPy arrays and TF tensors
-alike, so the same code serves in-graph meta-updates and tests.
+A "weight list" is a list of tensors, one per trainable variable, in
+`model.trainable_variables` order. A "slot stack" is a tensor with a leading
+`[tasks]` axis whose slot `m` holds task `m`'s value. Every function here is
+pure (inputs are never modified) and works on NumPy arrays and TF tensors
+alike where it can, so the same code serves the compiled meta-updates and
+their tests.
 """
 
 from typing import Sequence, TypeVar
+
+import tensorflow as tf
 
 T = TypeVar("T")
 
 
 def _check_lengths(*lists: Sequence) -> None:
-    lengths = {len(l) for l in lists}
+    lengths = {len(values) for values in lists}
     if len(lengths) > 1:
         raise ValueError(f"weight lists have different lengths: {sorted(lengths)}")
 
@@ -34,25 +38,50 @@ def scale(a: Sequence[T], factor) -> list[T]:
     return [x * factor for x in a]
 
 
-def average(lists: Sequence[Sequence[T]]) -> list[T]:
-    """Element-wise mean over a non-empty sequence of weight lists."""
-    if not lists:
-        raise ValueError("cannot average an empty sequence of weight lists")
-    _check_lengths(*lists)
-    total = list(lists[0])
-    for other in lists[1:]:
-        total = add(total, other)
-    return scale(total, 1.0 / len(lists))
+def mean_in_order(stack):
+    """Mean over the leading `[tasks]` axis, summed slot by slot in task order.
 
-
-def interpolate(old: Sequence[T], new: Sequence[T], epsilon) -> list[T]:
-    """`old + epsilon * (new - old)`: the Reptile outer step.
+    The fixed order gives the same bits wherever the slots were filled (one
+    device, or several replicas that each filled some slots), which
+    `reduce_mean` does not promise.
 
     Args:
-      old: the meta-weights before the step.
-      new: the target weights (e.g. the mean of the adapted weights).
-      epsilon: the meta step size, usually in [0, 1]; 0 returns `old`
-        unchanged and 1 returns `new`.
+      stack: a `[tasks, ...]` tensor with a static task count.
+
+    Returns:
+      The mean, shaped like one slot.
     """
-    _check_lengths(old, new)
-    return [o + (n - o) * epsilon for o, n in zip(old, new)]
+    total = tf.zeros_like(stack[0])
+    for m in range(stack.shape[0]):
+        total = total + stack[m]
+    return total / stack.shape[0]
+
+
+def put_slot(stack, m, value):
+    """`stack` with slot `m` (of its leading axis) replaced by `value`."""
+    return tf.tensor_scatter_nd_update(stack, [[m]], value[None])
+
+
+def empty_slots(values, tasks: int):
+    """Zeros with a `[tasks]` slot axis in front of every tensor of a nest."""
+    return tf.nest.map_structure(lambda x: tf.zeros([tasks] + x.shape, x.dtype), values)
+
+
+def broadcast(values, tasks: int):
+    """Every tensor of a nest repeated along a new leading `[tasks]` axis.
+
+    Scalars stay scalars: a scalar that every task shares (Adam's step count,
+    which advances alike in every task of a batch) broadcasts against the
+    stacked weights as it is.
+    """
+    return tf.nest.map_structure(
+        lambda v: v if v.shape.rank == 0 else tf.broadcast_to(v, [tasks, *v.shape]), values)
+
+
+def merge_slots(state):
+    """The mean over tasks of every slot stack of a nest, in task order.
+
+    A scalar leaf is already shared by all tasks (see `broadcast`) and is
+    returned as it is.
+    """
+    return tf.nest.map_structure(lambda s: s if s.shape.rank == 0 else mean_in_order(s), state)

@@ -76,7 +76,7 @@ def test_exported_model_predicts_as_the_in_process_evaluation(trained, tiny_run,
         np.testing.assert_allclose(out[f"batches{i}"], expected[:, :n], rtol=1e-6, atol=1e-6)
         # The fixed-seed signature draws its batches with the episodes' rule from its key.
         if n == config.classes:
-            fixed = export.mini_batches(key, t.support_labels.shape[0], config.eval_batch,
+            fixed = episodes.mini_batches(key, t.support_labels.shape[0], config.eval_batch,
                                         config.eval_iters, config.replacement)
             np.testing.assert_array_equal(out[f"fixed{i}"].argmax(-1), algorithm.adapt_and_predict(
                 t._replace(batches=fixed)).numpy())
@@ -108,7 +108,7 @@ def _graph_query_logits(algorithm, support_images, support_labels, batches, quer
 def test_dynamic_mini_batches_equal_the_episodes_rule(replacement):
     key = tf.constant([3, 4], tf.int64)
     np.testing.assert_array_equal(
-        export.mini_batches(key, tf.constant(10), 4, 7, replacement),
+        episodes.mini_batches(key, tf.constant(10), 4, 7, replacement),
         episodes.mini_batches(key, 10, 4, 7, replacement))
 
 

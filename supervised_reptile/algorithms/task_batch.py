@@ -1,7 +1,7 @@
 """Many tasks at once: a model's forward pass with one set of weights per task.
 
-Used to adapt several tasks in one inner loop (vectorised evaluation and the
-opt-in `--parallel-tasks` training). The weights are stacked: every tensor of
+Used to adapt several tasks in one inner loop: evaluation of many tasks at
+once, and the "at once" task schedule of meta-training. The weights are stacked: every tensor of
 the model's weight list gains a leading `[tasks]` axis, and images gain one too.
 
 How: the tasks are folded into the channel axis. Activations are kept as
@@ -141,30 +141,3 @@ def forward(model: keras.Model, weights: list, images: tf.Tensor) -> tf.Tensor:
     x = tf.reshape(tf.transpose(x, [3, 0, 1, 2, 4]), [tasks, batch, h * w * (tc // tasks)])
     kernel, bias = _weights_of(layers[-1], weights, index)
     return tf.matmul(x, kernel) + bias[:, None, :]
-
-
-def broadcast(values: list, tasks: int) -> list:
-    """Each tensor repeated along a new leading `[tasks]` axis."""
-    return [tf.broadcast_to(v, [tasks, *v.shape]) for v in values]
-
-
-def broadcast_state(state, tasks: int):
-    """An optimizer state (a nest of tensors) with a copy per task.
-
-    Scalar leaves (Adam's step count) stay scalars: every task of a batch
-    takes the same number of steps, so they agree across tasks and
-    broadcast against the stacked weights.
-    """
-    return tf.nest.map_structure(lambda s: s if s.shape.rank == 0 else
-                                 tf.broadcast_to(s, [tasks, *s.shape]), state)
-
-
-def mean_state(state):
-    """The per-task states of `broadcast_state` averaged over the tasks."""
-    return tf.nest.map_structure(lambda s: s if s.shape.rank == 0 else
-                                 tf.reduce_mean(s, axis=0), state)
-
-
-def gather(values, indices, many: bool):
-    """`values[indices]`; with `many`, per task (both have a leading `[tasks]` axis)."""
-    return tf.gather(values, indices, batch_dims=1 if many else 0)
