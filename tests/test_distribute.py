@@ -52,7 +52,7 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
 
     for cls in (Reptile, FOML):
         with strategy.scope():
-            dist = distribute.DistributedMetaStep(build(cls, "sgd"), strategy)
+            dist = distribute.DistributedLearner(build(cls, "sgd"), strategy)
         single = build(cls, "sgd")
         for i in range(3):
             batch = next(tasks)
@@ -67,7 +67,7 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
     # Adam: replica 0 runs tasks 0 and 2 in sequence, replica 1 runs task 1,
     # both from the shared state; the new state is the mean of the two.
     with strategy.scope():
-        dist = distribute.DistributedMetaStep(build(Reptile, "adam"), strategy)
+        dist = distribute.DistributedLearner(build(Reptile, "adam"), strategy)
     ref = build(Reptile, "adam")
     # Conv biases feed batch norm: no effect on the loss, so their gradients
     # are rounding noise and Adam's first steps (about lr * sign) amplify it.
@@ -78,16 +78,21 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
     skip_state = {0} | {1 + i for i in skip} | {1 + n + i for i in skip}
     for i in range(2):
         batch = next(tasks)
-        old, frozen = ref.read_model()
-        s0 = ref.optimizer.read_state()
-        u0, s, _ = ref.run_task(old, frozen, s0, batch, 0)
-        u2, s02, _ = ref.run_task(old, frozen, s, batch, 2)
-        u1, s1, _ = ref.run_task(old, frozen, s0, batch, 1)
+        old, frozen = ref.read_weights()
+        s0 = ref.inner_state()
+
+        def run_task(state, m):
+            return ref.task_update(ref.one_task, old, frozen, state, batch.images[m],
+                                   batch.labels[m], batch.batches[m], batch.tail[m])
+
+        u0, s, _ = run_task(s0, 0)
+        u2, s02, _ = run_task(s, 2)
+        u1, s1, _ = run_task(s0, 1)
         mean_update = [(x + y + z) / 3 for x, y, z in zip(u0, u1, u2)]
         expect_w = [w + 0.5 * u for w, u in zip(old, mean_update)]
         expect_state = tf.nest.map_structure(lambda x, y: (x + y) / 2, s02, s1)
         ref.apply_meta_update(old, [tf.stack([x, y, z]) for x, y, z in zip(u0, u1, u2)],
-                              {"inner_loss": tf.zeros([3])}, 0.5)
+                              {"inner_loss": tf.zeros([3])}, expect_state, 0.5)
         ref.optimizer.assign_state(expect_state)
         dist.meta_step(batch, 0.5)
         d = max_diff(dist.algorithm.model.trainable_variables, expect_w, skip)
@@ -102,9 +107,9 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
     # Per-task inner Adam state: the documented setting in which Adam runs
     # are bit-identical too (states gathered in slots like the updates).
     with strategy.scope():
-        dist_pt = distribute.DistributedMetaStep(build(Reptile, "adam", inner_state="per-task"),
+        dist_pt = distribute.DistributedLearner(build(Reptile, "adam", schedule="per-task"),
                                                  strategy)
-    single_pt = build(Reptile, "adam", inner_state="per-task")
+    single_pt = build(Reptile, "adam", schedule="per-task")
     for i in range(3):
         batch = next(tasks)
         dist_pt.meta_step(batch, 0.5)
@@ -116,11 +121,11 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
     print("per-task adam bit-identical")
 
     # MAML: meta-gradients in slots, one outer Adam step on their mean.
-    from supervised_reptile.maml import MAML
+    from supervised_reptile.algorithms import MAML
     maml_tasks = iter(episodes.train_dataset(pool, episodes.TaskSpec(5, 2, 5, 2, tail_shots=1),
                                              0, 3))
     with strategy.scope():
-        dist_maml = distribute.DistributedMetaStep(
+        dist_maml = distribute.DistributedLearner(
             MAML(models.build_omniglot_model(5, seed=0), 0.1), strategy)
     single_maml = MAML(models.build_omniglot_model(5, seed=0), 0.1)
     for i in range(2):
@@ -132,13 +137,16 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
                         single_maml.model.trainable_variables) == 0.0, ("maml", i)
     print("maml bit-identical")
 
-    # Evaluation spread over the replicas (5 tasks: the last group is padded).
+    # Evaluation: each replica adapts its share of a stack of tasks at once
+    # (stacks of 5 and of 3 + 2: padded to a multiple of the replicas).
     spec = episodes.TaskSpec(5, 3, 5, 4)
     data = episodes.eval_dataset(pool, spec, 0, episodes.FINAL_EVAL_STREAM, 5)
-    spread = dist.evaluate(data, 5)
-    one_by_one = evaluate(dist.algorithm, data, 5)
-    assert list(spread) == list(one_by_one), (spread, one_by_one)
-    print("evaluation", list(spread))
+    for learner in (dist, dist_maml):
+        one_by_one = evaluate(learner.algorithm, data, 5, tasks_at_once=1, every_step=True)
+        for at_once in (5, 3):
+            spread = evaluate(learner, data, 5, tasks_at_once=at_once, every_step=True)
+            assert spread.tolist() == one_by_one.tolist(), (at_once, spread, one_by_one)
+    print("evaluation", one_by_one[:, -1].tolist())
 """)
 
 

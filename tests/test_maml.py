@@ -7,7 +7,8 @@ import tensorflow as tf
 import keras
 
 from supervised_reptile import episodes as ep
-from supervised_reptile.maml import MAML, accuracy_per_step, maml_cross_entropy
+from supervised_reptile.algorithms import MAML, maml_cross_entropy
+from supervised_reptile.evaluate import evaluate
 
 ALPHA = 0.3
 
@@ -200,18 +201,25 @@ def test_evaluation_changes_no_state_and_predicts_per_step():
     data = ep.eval_dataset(pool, spec, seed=0, stream=ep.FINAL_EVAL_STREAM, num_tasks=3)
     maml = MAML(build_omniglot_model(3, seed=0), 0.4)
     before = [v.numpy() for v in maml.model.variables + maml.optimizer.state_variables]
-    accs = accuracy_per_step(maml, data, 3)
-    assert accs.shape == (3, 4) and np.all((accs >= 0) & (accs <= 1))
+    counts = evaluate(maml, data, 3, tasks_at_once=1, every_step=True)
+    assert counts.shape == (3, 4) and np.all((counts >= 0) & (counts <= 3))
+    np.testing.assert_array_equal(evaluate(maml, data, 3, tasks_at_once=3, every_step=True),
+                                  counts)
     episode = next(iter(data))
-    np.testing.assert_array_equal(maml.adapt_and_predict(episode),
-                                  maml.predict_per_step(episode)[-1])
+    per_step = maml.adapt_and_predict(episode, every_step=True).numpy()
+    np.testing.assert_array_equal(maml.adapt_and_predict(episode).numpy()[0], per_step[-1])
     after = [v.numpy() for v in maml.model.variables + maml.optimizer.state_variables]
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
+    # Row 0 is the meta-model itself (a Keras call in training mode, which
+    # moves batch norm's unused averages: so after the state check).
+    logits0 = maml.model(tf.concat([episode.support_images, episode.query_images[:1]], 0),
+                         training=True).numpy()[-1]
+    np.testing.assert_allclose(per_step[0, 0], logits0, atol=1e-5)
 
 
 def test_needs_a_query_set_and_a_positive_step():
-    with pytest.raises(ValueError, match="--maml-inner-lr -1"):
+    with pytest.raises(ValueError, match="inner_lr -1"):
         MAML(_tiny_classifier(), -1)
     tasks = _tasks()
     tasks = tasks._replace(tail=tf.zeros([2, 0], tf.int32))

@@ -166,7 +166,7 @@ class InnerLoop:
             head, last = batches[:-1], batches[-1]
         trace = ()  # a TensorArray of the records, or nothing
         if record is not None:
-            trace = tf.TensorArray(tf.float32, size=tf.shape(head)[0] + 2)
+            trace = tf.TensorArray(weights[0].dtype, size=tf.shape(head)[0] + 2)
             trace = trace.write(0, record(weights))
 
         def body(i, w, s, total, trace):
@@ -177,7 +177,7 @@ class InnerLoop:
 
         steps, weights, state, total, trace = tf.while_loop(
             lambda i, *_: i < tf.shape(head)[0], body,
-            (tf.constant(0), weights, state, tf.zeros(forward.loss_shape), trace))
+            (tf.constant(0), weights, state, tf.zeros(forward.loss_shape, weights[0].dtype), trace))
         before_last = weights
         weights, state, loss = self._batch_step(forward, weights, frozen, state, images, labels,
                                                 last)
@@ -185,14 +185,14 @@ class InnerLoop:
         if record is not None:
             records = trace.write(steps + 1, record(weights)).stack()
         weights, before_last, state = forward.leave((weights, before_last, state))
-        return weights, before_last, state, (total + loss) / tf.cast(steps + 1, tf.float32), records
+        return weights, before_last, state, (total + loss) / tf.cast(steps + 1, loss.dtype), records
 
     def unrolled(self, forward: OneTask, weights, frozen, state, images, labels, batches):
         """The same steps as `run`, unrolled in Python (a static step count), so
         an outer tape can differentiate through them (MAML).
 
         Returns:
-          `(weights, state, loss before the first step (per task))`.
+          `(weights, state, loss before the first step (per task); 0 without a step)`.
         """
         batches = forward.steps_first(batches)
         first = None
@@ -200,8 +200,8 @@ class InnerLoop:
             weights, state, loss = self._batch_step(forward, weights, frozen, state, images,
                                                     labels, batches[step])
             first = loss if first is None else first
-        if first is None:
-            raise ValueError("the inner loop needs at least one step (batches has no rows)")
+        if first is None:  # no step: the meta-weights themselves (a plain gradient for MAML)
+            first = tf.zeros(forward.loss_shape, weights[0].dtype)
         return weights, state, first
 
 

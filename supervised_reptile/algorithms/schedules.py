@@ -60,7 +60,7 @@ def _one_at_a_time(algorithm, old, frozen, state, episodes, first, stride, share
         lambda m, *_: m < num_tasks, body,
         (tf.convert_to_tensor(first, tf.int32), state,
          () if shared else wmath.empty_slots(state, num_tasks), wmath.empty_slots(old, num_tasks),
-         {k: tf.zeros([num_tasks]) for k in algorithm.loss_names}))
+         {k: tf.zeros([num_tasks], old[0].dtype) for k in algorithm.loss_names}))
     return updates, losses, carry if shared else slots
 
 
