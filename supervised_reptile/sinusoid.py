@@ -32,24 +32,28 @@ X_RANGE = (-5.0, 5.0)
 EVAL_QUERY_POINTS = 100
 
 
-def build_sinusoid_model(seed: int = 0) -> keras.Model:
+def build_sinusoid_model(seed: int = 0, inputs: int = 1) -> keras.Model:
     """The papers' regressor: 1 -> 40 -> 40 -> 1, ReLU hidden layers.
 
     Glorot-uniform weights (the port's initialiser; the reference code uses a
     truncated normal with sigma 0.01) and zero biases.
 
+    Args:
+      seed: derives the initializer seeds.
+      inputs: features per point (3 for the oracle baseline; see `input_size`).
+
     Returns:
-      A model mapping float32 `[batch, 1]` inputs to float32 `[batch, 1]` outputs.
+      A model mapping float32 `[batch, inputs]` to float32 `[batch, 1]` outputs.
     """
     seeds = [int(s) for s in np.random.default_rng(seed).integers(0, 2**31 - 1, 3)]
-    inputs = keras.Input((1,), name="x")
-    h = inputs
+    x = keras.Input((inputs,), name="x")
+    h = x
     for i in range(2):
         h = keras.layers.Dense(40, activation="relu",
                                kernel_initializer=keras.initializers.GlorotUniform(seeds[i]))(h)
     out = keras.layers.Dense(1, kernel_initializer=keras.initializers.GlorotUniform(seeds[2]),
                              name="y")(h)
-    return keras.Model(inputs, out, name="sinusoid")
+    return keras.Model(x, out, name="sinusoid")
 
 
 def mse(labels: tf.Tensor, outputs: tf.Tensor) -> tf.Tensor:
@@ -74,18 +78,37 @@ def _points(key, amplitude, phase, n: int):
     return x, amplitude * tf.sin(x[:, 0] - phase)
 
 
-def train_dataset(spec: TaskSpec, seed: int, meta_batch: int, stream: int = 1) -> tf.data.Dataset:
-    """Endless meta-batches of `TrainEpisode`s (a leading `[meta_batch]` axis)."""
+def _inputs(x, amplitude, phase, oracle: bool):
+    """`x` `[P, 1]`, or with `oracle` `[P, 3]`: x, the amplitude and the phase."""
+    if not oracle:
+        return x
+    rows = tf.shape(x)[0]
+    return tf.concat([x, tf.fill([rows, 1], amplitude), tf.fill([rows, 1], phase)], axis=1)
+
+
+def input_size(oracle: bool) -> int:
+    """Features per input point (the oracle baseline also sees amplitude and phase)."""
+    return 3 if oracle else 1
+
+
+def train_dataset(spec: TaskSpec, seed: int, meta_batch: int, stream: int = 1,
+                  oracle: bool = False) -> tf.data.Dataset:
+    """Endless meta-batches of `TrainEpisode`s (a leading `[meta_batch]` axis).
+
+    With `oracle`, every input also carries its task's amplitude and phase.
+    """
     n, tail = spec.num_shots, spec.tail_shots or 0
     num_batches = spec.num_batches - (1 if tail else 0)
 
     def sample(index):
         k_curve, k_x, k_batch = tf.unstack(tf.random.experimental.stateless_split(
             _key(seed, stream, index), 3))
-        x, y = _points(k_x, *_curve(k_curve), n)
+        amplitude, phase = _curve(k_curve)
+        x, y = _points(k_x, amplitude, phase, n)
         batches = tail + mini_batches(k_batch, n - tail, spec.batch_size, num_batches,
                                       spec.replacement)
-        return TrainEpisode(x, y, batches, tf.range(tail, dtype=tf.int32))
+        return TrainEpisode(_inputs(x, amplitude, phase, oracle), y, batches,
+                            tf.range(tail, dtype=tf.int32))
 
     return (tf.data.Dataset.counter()
             .map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -93,9 +116,11 @@ def train_dataset(spec: TaskSpec, seed: int, meta_batch: int, stream: int = 1) -
             .prefetch(2))
 
 
-def eval_dataset(spec: TaskSpec, seed: int, stream: int, num_tasks: int) -> tf.data.Dataset:
+def eval_dataset(spec: TaskSpec, seed: int, stream: int, num_tasks: int,
+                 oracle: bool = False) -> tf.data.Dataset:
     """`num_tasks` `EvalEpisode`s: `spec.num_shots` random support points and
-    `EVAL_QUERY_POINTS` evenly spaced query points with their true values."""
+    `EVAL_QUERY_POINTS` evenly spaced query points with their true values
+    (inputs as in `train_dataset`)."""
     grid = tf.linspace(X_RANGE[0], X_RANGE[1], EVAL_QUERY_POINTS)[:, None]
 
     def sample(index):
@@ -105,6 +130,8 @@ def eval_dataset(spec: TaskSpec, seed: int, stream: int, num_tasks: int) -> tf.d
         x, y = _points(k_x, amplitude, phase, spec.num_shots)
         batches = mini_batches(k_batch, spec.num_shots, spec.batch_size, spec.num_batches,
                                spec.replacement)
-        return EvalEpisode(x, y, batches, grid, amplitude * tf.sin(grid[:, 0] - phase))
+        return EvalEpisode(_inputs(x, amplitude, phase, oracle), y, batches,
+                           _inputs(grid, amplitude, phase, oracle),
+                           amplitude * tf.sin(grid[:, 0] - phase))
 
     return tf.data.Dataset.range(num_tasks).map(sample).cache()

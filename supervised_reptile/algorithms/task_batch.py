@@ -12,8 +12,10 @@ final dense layer is one batched matrix product. Every task sees the same ops
 as in `model(images, training=True)`, so logits agree with the one-task Keras
 model up to float rounding (tests/test_task_batch.py checks it).
 
-Only the layers of this project's two models are supported (see `_LAYERS`);
-`check_supported` names any other.
+Only the layers of this project's models are supported: the two image
+classifiers (see `_LAYERS`) and stacks of Dense layers (the sinusoid
+regressor: one batched matrix product per layer); `check_supported` names
+any other.
 """
 
 import keras
@@ -86,8 +88,35 @@ _LAYERS = {keras.layers.Conv2D: _conv, keras.layers.BatchNormalization: _batch_n
            keras.layers.ReLU: _relu, keras.layers.MaxPooling2D: _max_pool}
 
 
+_ACTIVATIONS = {keras.activations.linear: tf.identity, keras.activations.relu: tf.nn.relu}
+
+
+def _is_mlp(model: keras.Model) -> bool:
+    """An input, then only Dense layers (the sinusoid regressor)."""
+    return all(isinstance(layer, keras.layers.Dense) for layer in model.layers[1:])
+
+
+def _check_mlp(model: keras.Model) -> None:
+    for i, layer in enumerate(model.layers[1:], 1):
+        if layer.activation not in _ACTIVATIONS:
+            raise ValueError(f"layer {i} {layer.name!r}: activation {layer.activation.__name__!r} "
+                             "is not supported by the task-batched forward pass; supported: "
+                             "linear, relu")
+
+
+def _mlp_forward(model: keras.Model, weights: list, x: tf.Tensor) -> tf.Tensor:
+    """Dense layers on `[tasks, batch, features]`: one batched matrix product each."""
+    index = {v.path: i for i, v in enumerate(model.trainable_variables)}
+    for layer in model.layers[1:]:
+        kernel, bias = _weights_of(layer, weights, index)
+        x = _ACTIVATIONS[layer.activation](tf.matmul(x, kernel) + bias[:, None, :])
+    return x
+
+
 def check_supported(model: keras.Model) -> None:
     """Raises ValueError naming the first layer `forward` cannot run."""
+    if _is_mlp(model):
+        return _check_mlp(model)
     layers = model.layers
     for i, layer in enumerate(layers):
         ok = (isinstance(layer, (keras.layers.InputLayer, keras.layers.Reshape)) and i <= 1
@@ -122,6 +151,8 @@ def forward(model: keras.Model, weights: list, images: tf.Tensor) -> tf.Tensor:
     Returns:
       float32 logits `[tasks, batch, num_classes]`.
     """
+    if _is_mlp(model):
+        return _mlp_forward(model, weights, images)
     index = {v.path: i for i, v in enumerate(model.trainable_variables)}
     tasks, batch = images.shape[0], images.shape[1]
     layers = model.layers
