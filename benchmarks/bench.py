@@ -6,10 +6,10 @@ Run by hand (not part of the test suite):
   python benchmarks/bench.py --repo /path/to/old/checkout --json before.json
 
 Per preset (each in its own subprocess, so peak memory and compile times are
-its own): ms per meta-iteration (faithful, and `--parallel-tasks`), ms per
-evaluation task (transductive and not; one by one as the monitoring
-evaluation runs, and `--eval-tasks-at-once` at a time as the final
-evaluation; reported per task), the first call's time ("compile": tracing + graph
+its own): ms per meta-iteration (faithful, and `--parallel-tasks`: the
+"at-once" task schedule), ms per evaluation task (transductive and not; one by
+one, and `--eval-tasks-at-once` at a time as the final evaluation; reported
+per task), the first call's time ("compile": tracing + graph
 optimisation + one run), peak RSS, the FLOPs of each (benchmarks/flops.py),
 and the float32 matmul GFLOP/s measured in the same process; "x limit" is
 time / (FLOPs / GFLOP/s). All callables are timed interleaved (round-robin),
@@ -67,6 +67,19 @@ def synthetic_pool(dataset: str, rng):
                      tuple(map(str, range(len(images)))))
 
 
+def _at_once(algorithm, config):
+    """The algorithm with every task of a meta-batch in one inner loop, or None
+    for a checkout that has no such mode."""
+    model = type(algorithm.model).from_config(algorithm.model.get_config())
+    for option in ({"schedule": "at-once"}, {"parallel_tasks": True}):  # new, old checkouts
+        try:
+            return type(algorithm)(model, type(algorithm.optimizer)(config.learning_rate),
+                                   weight_decay=config.weight_decay, **option)
+        except TypeError:
+            continue
+    return None
+
+
 def _callables(config, args) -> tuple[dict, object]:
     """name -> zero-argument callable running one unit of work; and the algorithm."""
     import numpy as np
@@ -78,13 +91,9 @@ def _callables(config, args) -> tuple[dict, object]:
     tasks = iter(episodes.train_dataset(pool, train_spec, 0, config.meta_batch))
     fns = {"meta": lambda: algorithm.meta_step(next(tasks), 0.5)["inner_loss"].numpy()}
     if "parallel" in args.modes:
-        try:
-            par = type(algorithm)(type(algorithm.model).from_config(algorithm.model.get_config()),
-                                  type(algorithm.optimizer)(config.learning_rate),
-                                  weight_decay=config.weight_decay, parallel_tasks=True)
+        par = _at_once(algorithm, config)
+        if par is not None:
             fns["parallel"] = lambda: par.meta_step(next(tasks), 0.5)["inner_loss"].numpy()
-        except TypeError:  # a checkout without --parallel-tasks
-            pass
     evals = iter(episodes.eval_dataset(pool, eval_spec, 0, episodes.FINAL_EVAL_STREAM))
     at_once = args.eval_tasks_at_once
     for transductive in (False, True):
@@ -115,7 +124,11 @@ def _flops(config, algorithm) -> dict:
         frozen = [tf.identity(v) for v in model.non_trainable_variables]
         x = tf.zeros([config.inner_batch, *model.input_shape[1:]])
         y = tf.zeros([config.inner_batch], tf.int32)
-        step = tf.function(lambda w, s, x, y: algorithm._step(w, frozen, s, x, y)[2])
+        if hasattr(algorithm, "inner"):  # algorithms/: one InnerLoop for every task form
+            step = tf.function(lambda w, s, x, y: algorithm.inner.step(
+                algorithm.one_task, w, frozen, s, x, y)[2])
+        else:  # an older checkout
+            step = tf.function(lambda w, s, x, y: algorithm._step(w, frozen, s, x, y)[2])
         out["check_step_analytic"] = flops.step_flops(model, config.inner_batch)
         out["check_step_tf_profiler"] = flops.graph_flops(
             step, weights, algorithm.optimizer.read_state(), x, y)

@@ -36,7 +36,7 @@ def _worker(kind: str, cpu_devices: int, iters: int) -> None:
     with strategy.scope():
         algorithm = Reptile(models.build_omniglot_model(5, seed=0),
                             optimizers.make_optimizer("adam", 1e-3))
-    stepper = distribute.DistributedMetaStep(algorithm, strategy)
+    stepper = distribute.DistributedLearner(algorithm, strategy)
     tasks = iter(episodes.train_dataset(pool, episodes.TaskSpec(5, 10, 10, 5), 0, 5))
     stepper.meta_step(next(tasks), 1.0)  # compile
     times = []

@@ -1,6 +1,9 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from supervised_reptile.algorithms.base import MetaLearner
+from supervised_reptile.episodes import EvalEpisode
 from supervised_reptile.train import meta_step_size, train
 
 
@@ -11,22 +14,38 @@ def test_annealing_is_linear_and_never_reaches_the_final_value():
     assert meta_step_size(7, 10, 0.1, 0.1) == pytest.approx(0.1)
 
 
-class _FakeAlgorithm:
-    """Records meta-steps; predicts label 0 for every query."""
+class _FakeAlgorithm(MetaLearner):
+    """Records meta-steps and predictions; predicts label 0 for every query."""
+
+    model = optimizer = None
+    transductive = False
 
     def __init__(self):
-        self.steps = []
+        self.steps, self.predicted = [], []
 
     def meta_step(self, episodes, size):
         self.steps.append((episodes, size))
+        return {"inner_loss": tf.constant(1.0)}
 
-    def adapt_and_predict(self, episode):
-        return np.zeros_like(episode.query_labels)
+    def adapt_and_predict(self, episode, every_step=False):
+        return self.adapt_and_predict_many(
+            tf.nest.map_structure(lambda x: x[None], episode), every_step)[0]
+
+    def adapt_and_predict_many(self, episodes, every_step=False):
+        tasks, queries = episodes.query_labels.shape
+        self.predicted.append(tasks)
+        logits = np.zeros((tasks, 1, queries, queries), np.float32)
+        logits[..., 0] = 1.0  # [tasks, R, Q, N]: every query is given label 0
+        return tf.constant(logits)
+
+    def adapt(self, episode):
+        raise NotImplementedError
 
 
-class _Episode:
-    def __init__(self):
-        self.query_labels = np.arange(4)
+def _episode():
+    """An evaluation task with 4 queries, labels 0..3."""
+    return EvalEpisode(tf.zeros([4, 2]), tf.range(4), tf.zeros([1, 2], tf.int32), tf.zeros([4, 2]),
+                       tf.range(4))
 
 
 class _Writer:
@@ -47,7 +66,7 @@ def test_schedule_of_evaluations_and_checkpoints(monkeypatch):
                         lambda name, value, step: scalars.append((name, value, step)))
     alg, saved, lines = _FakeAlgorithm(), [], []
     writers = {"train": _Writer(), "test": _Writer()}
-    monitor = {"train": iter(_Episode, None), "test": iter(_Episode, None)}
+    monitor = {"train": iter(_episode, None), "test": iter(_episode, None)}
     next_it = train(alg, iter(range(1000)), monitor, writers, saved.append, meta_iters=250,
                     meta_step=1.0, meta_step_final=0.0, eval_interval=100, num_classes=4,
                     start_iteration=0, log_fn=lines.append)
@@ -60,6 +79,16 @@ def test_schedule_of_evaluations_and_checkpoints(monkeypatch):
     assert saved == [0, 100, 200, 249]
     assert [s[2] for s in scalars] == [0, 0, 100, 100, 200, 200]
     assert writers["test"].flushed == 3
+    assert alg.predicted == [2, 2, 2]  # both splits' tasks adapted together
+
+
+def test_one_monitored_split(monkeypatch):
+    monkeypatch.setattr("tensorflow.summary.scalar", lambda name, value, step: None)
+    alg, lines = _FakeAlgorithm(), []
+    train(alg, iter(range(10)), {"test": iter(_episode, None)}, {"test": _Writer()},
+          lambda i: None, meta_iters=2, meta_step=1.0, meta_step_final=0.0, eval_interval=1,
+          num_classes=4, log_fn=lines.append)
+    assert lines == ["batch 0: test=0.250000", "batch 1: test=0.250000"]
 
 
 def test_nothing_left_to_run_returns_the_start():
