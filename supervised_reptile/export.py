@@ -34,10 +34,10 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Sequence
 
 import tensorflow as tf
 
+from supervised_reptile import config as config_lib
 from supervised_reptile.config import Config
 
 #: Stream id of the exported adapt_and_predict's mini-batch key.
@@ -71,7 +71,7 @@ def build_module(algorithm, config: Config) -> tuple[tf.Module, dict]:
                                          algorithm.optimizer.read_state())
     num_classes = int(algorithm.model.output_shape[-1])
     image_shape = list(algorithm.model.input_shape[1:])
-    key = tf.constant([config.seed, EXPORT_STREAM], tf.int64)
+    key = tf.constant([config.run.seed, EXPORT_STREAM], tf.int64)
 
     def images_spec(name):
         return tf.TensorSpec([None] + image_shape, tf.float32, name=name)
@@ -99,8 +99,8 @@ def build_module(algorithm, config: Config) -> tuple[tf.Module, dict]:
 
     @tf.function(input_signature=task)
     def adapt_and_predict(support_images, support_labels, query_images):
-        batches = mini_batches(key, tf.shape(support_labels)[0], config.eval_batch,
-                               config.eval_iters, config.replacement)
+        batches = mini_batches(key, tf.shape(support_labels)[0], config.eval.eval_batch,
+                               config.eval.eval_iters, config.task.replacement)
         return adapt(support_images, support_labels, query_images, batches)
 
     @tf.function(input_signature=task + [tf.TensorSpec([None, None], tf.int32, "batches")])
@@ -132,13 +132,13 @@ def export(algorithm, config: Config, directory: str) -> None:
 def export_checkpoint(checkpoint_dir: str, directory: str, log_fn=print) -> str:
     """Exports the newest readable checkpoint of a run folder (its `config.json`
     rebuilds the model); returns the checkpoint path."""
-    from supervised_reptile import checkpoints, experiment
+    from supervised_reptile import build, checkpoints
     saved = checkpoints.load_saved_config(checkpoint_dir)
     if saved is None:
-        raise FileNotFoundError(f"no {checkpoints.CONFIG_FILE} in {checkpoint_dir!r}: "
-                                "--checkpoint must be a training run's folder")
-    config = checkpoints.config_from_dict(saved, checkpoint=checkpoint_dir)
-    algorithm = experiment.build_algorithm(config)
+        raise FileNotFoundError(f"no {config_lib.CONFIG_FILE} in {checkpoint_dir!r}: "
+                                "checkpoint_dir must be a training run's folder")
+    config = config_lib.from_dict(saved, checkpoint=checkpoint_dir)
+    algorithm = build.build_algorithm(config)
     run_checkpoint = checkpoints.RunCheckpoint(checkpoint_dir, algorithm.model,
                                                algorithm.optimizer)
     path, _ = run_checkpoint.restore(log_fn)
@@ -146,18 +146,6 @@ def export_checkpoint(checkpoint_dir: str, directory: str, log_fn=print) -> str:
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m supervised_reptile.export --checkpoint CKPT --export DIR`."""
-    from supervised_reptile.commands import parse_export_args
-    args = parse_export_args(argv)
-    try:
-        path = export_checkpoint(args.checkpoint, args.export)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"Exported {path} to {args.export}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from supervised_reptile import cli
+    sys.exit(cli.export_main(sys.argv[1:]))
