@@ -289,10 +289,10 @@ def test_readme_commands_equal_the_maml_presets():
     names = set()
     for dataset, args in commands:
         config = parse_args(args, dataset)
-        name = config.checkpoint[len("ckpt_"):]
+        name = config.run.checkpoint[len("ckpt_"):]
         first_order = name.startswith("fomaml-")
         preset = parse_args(["--preset", name.replace("fomaml-", "maml-")], dataset)
-        assert config == dataclasses.replace(preset, checkpoint=config.checkpoint,
+        assert config == dataclasses.replace(preset, checkpoint=config.run.checkpoint,
                                              maml_first_order=first_order)
         names.add(name)
     assert names == set(MAML_PRESETS) | {"fomaml-m15"}

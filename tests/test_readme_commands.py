@@ -48,9 +48,9 @@ def data(tmp_path_factory):
                                                         for _, a in COMMANDS])
 def test_readme_command_runs(dataset, args, data, tmp_path):
     config = parse_args(args, dataset)
-    assert config.meta_iters in (40000, 100000, 200000)  # the command as written
+    assert config.meta.meta_iters in (40000, 100000, 200000)  # the command as written
     extra = ["--meta-iters", "2", "--eval-samples", "2", "--data-dir", data[dataset],
-             "--checkpoint", str(tmp_path / config.checkpoint)]
+             "--checkpoint", str(tmp_path / config.run.checkpoint)]
     if dataset == "omniglot":
         extra += ["--train-characters", "5"]
     lines = []
@@ -58,4 +58,4 @@ def test_readme_command_runs(dataset, args, data, tmp_path):
     assert lines[0] == "Training..." and lines[1].startswith("batch 0: train=")
     assert set(results) == ({"train", "test"} if dataset == "omniglot"
                             else {"train", "val", "test"})
-    assert os.path.exists(tmp_path / config.checkpoint / "model.ckpt-1.index")
+    assert os.path.exists(tmp_path / config.run.checkpoint / "model.ckpt-1.index")

@@ -78,7 +78,7 @@ def test_short_run_learns_and_writes_picture_checkpoint_and_events(algorithm, tm
     assert "Training..." in lines and lines[-1].startswith("Wrote ")
     png = tmp_path / "ck" / "sinusoid.png"
     assert Image.open(png).size == (4 * 320, 260)
-    last = config.meta_iters - 1
+    last = config.meta.meta_iters - 1
     assert tf.train.latest_checkpoint(str(tmp_path / "ck")).endswith(f"model.ckpt-{last}")
     events = EventAccumulator(str(tmp_path / "ck" / "train"), size_guidance={"tensors": 0})
     events.Reload()
@@ -88,8 +88,8 @@ def test_short_run_learns_and_writes_picture_checkpoint_and_events(algorithm, tm
 
 def test_defaults_and_conflicts():
     config = parse_args([], SINUSOID)
-    assert (config.shots, config.sgd, config.maml, config.learning_rate) == (10, False, False, 0.02)
+    assert (config.task.shots, config.inner.sgd, config.maml, config.inner.learning_rate) == (10, False, False, 0.02)
     assert not hasattr(parse_args([], SINUSOID), "preset")
     with pytest.raises(SystemExit):
         parse_args(["--maml", "--foml"], SINUSOID)
-    assert os.path.basename(config.checkpoint) == "sinusoid_checkpoint"
+    assert os.path.basename(config.run.checkpoint) == "sinusoid_checkpoint"
