@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from supervised_reptile import checkpoints, episodes, experiment, export
+from supervised_reptile import build, checkpoints, cli, config as config_lib, episodes, export
 
 # Runs in a fresh interpreter: plain TensorFlow and NumPy only.
 _LOADER = r"""
@@ -34,16 +34,16 @@ np.savez(out, **res)
 
 @pytest.fixture(scope="module")
 def trained(tiny_run):
-    config = checkpoints.config_from_dict(
-        checkpoints.load_saved_config(tiny_run["checkpoint"]), checkpoint=tiny_run["checkpoint"])
-    algorithm = experiment.build_algorithm(config)
+    config = config_lib.from_dict(config_lib.read(tiny_run["checkpoint"]),
+                                  checkpoint=tiny_run["checkpoint"])
+    algorithm = build.build_algorithm(config)
     checkpoints.RunCheckpoint(config.run.checkpoint, algorithm.model, algorithm.optimizer).restore()
-    return config, algorithm, experiment.load_samplers(config)
+    return config, algorithm, build.load_samplers(config)
 
 
 def _tasks(config, sampler):
     """Held-out 5-way 1-shot tasks (as evaluated) and a 3-way 2-shot one."""
-    _, spec = experiment.task_specs(config)
+    _, spec = build.task_specs(config)
     tasks = list(episodes.eval_dataset(sampler, spec, config.run.seed, episodes.FINAL_EVAL_STREAM + 1,
                                        3))
     small = episodes.TaskSpec(3, 2, config.eval.eval_batch, config.eval.eval_iters)
@@ -113,13 +113,13 @@ def test_dynamic_mini_batches_equal_the_episodes_rule(replacement):
 
 
 def test_export_command_writes_the_same_model(trained, tiny_run, tmp_path):
-    assert export.main(["--checkpoint", tiny_run["checkpoint"],
-                        "--export", str(tmp_path / "x")]) == 0
+    assert cli.export_main(["--checkpoint", tiny_run["checkpoint"],
+                            "--export", str(tmp_path / "x")]) == 0
     meta = json.loads((tmp_path / "x" / export.METADATA_FILE).read_text())
     assert meta["num_classes"] == 5 and meta["image_shape"] == [28, 28]
     images = np.random.default_rng(0).random((4, 28, 28)).astype(np.float32)
     a = tf.saved_model.load(str(tmp_path / "x")).signatures["serve"](images=images)["logits"]
     b = tf.saved_model.load(tiny_run["export"]).signatures["serve"](images=images)["logits"]
     np.testing.assert_array_equal(a, b)
-    assert export.main(["--checkpoint", str(tmp_path / "nothing"),
-                        "--export", str(tmp_path / "y")]) == 2
+    assert cli.export_main(["--checkpoint", str(tmp_path / "nothing"),
+                            "--export", str(tmp_path / "y")]) == 2
