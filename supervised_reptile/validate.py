@@ -52,8 +52,8 @@ def check_maml(config: Config) -> None:
             raise ValueError("--maml-first-order needs --maml (Reptile's first-order MAML "
                              "is --foml)")
         return
-    conflicts = {f"--foml-tail {meta.foml_tail}": meta.foml_tail is not None,
-                 "--sgd": inner.sgd, f"--weight-decay {inner.weight_decay}": inner.weight_decay != 1.0}
+    conflicts = {f"--foml-tail {meta.foml_tail}": meta.foml_tail is not None, "--sgd": inner.sgd,
+                 f"--weight-decay {inner.weight_decay}": inner.weight_decay != 1.0}
     for flag, present in conflicts.items():
         if present:
             raise ValueError(f"{flag} cannot be combined with --maml: {_MAML_INNER_LOOP}")
