@@ -9,7 +9,8 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from supervised_reptile import sinusoid
-from supervised_reptile.config import SINUSOID, parse_args
+from supervised_reptile.config import SINUSOID, SINUSOID_DEFAULTS, Config
+from supervised_reptile.flags import parse_args
 from supervised_reptile.episodes import TaskSpec
 from supervised_reptile.picture import COLOURS, Fit, draw_fits
 from supervised_reptile.sinusoid_experiment import run
@@ -78,7 +79,7 @@ def test_short_run_learns_and_writes_picture_checkpoint_and_events(algorithm, tm
     assert "Training..." in lines and lines[-1].startswith("Wrote ")
     png = tmp_path / "ck" / "sinusoid.png"
     assert Image.open(png).size == (4 * 320, 260)
-    last = config.meta_iters - 1
+    last = config.meta.meta_iters - 1
     assert tf.train.latest_checkpoint(str(tmp_path / "ck")).endswith(f"model.ckpt-{last}")
     events = EventAccumulator(str(tmp_path / "ck" / "train"), size_guidance={"tensors": 0})
     events.Reload()
@@ -88,8 +89,14 @@ def test_short_run_learns_and_writes_picture_checkpoint_and_events(algorithm, tm
 
 def test_defaults_and_conflicts():
     config = parse_args([], SINUSOID)
-    assert (config.shots, config.sgd, config.maml, config.learning_rate) == (10, False, False, 0.02)
-    assert not hasattr(parse_args([], SINUSOID), "preset")
+    assert config == Config.from_flat(**SINUSOID_DEFAULTS)
+    assert (config.data.dataset, config.task.shots, config.inner.sgd, config.meta.algorithm,
+            config.inner.learning_rate) == (SINUSOID, 10, False, "reptile", 0.02)
+    assert parse_args(["--maml"], SINUSOID).meta.algorithm == "maml"
+    # The image runs' options are not flags of the sinusoid command.
+    for flag in (["--preset", "o15"], ["--data-dir", "d"], ["--export", "x"]):
+        with pytest.raises(SystemExit):
+            parse_args(flag, SINUSOID)
     with pytest.raises(SystemExit):
         parse_args(["--maml", "--foml"], SINUSOID)
-    assert os.path.basename(config.checkpoint) == "sinusoid_checkpoint"
+    assert os.path.basename(config.run.checkpoint) == "sinusoid_checkpoint"
