@@ -9,7 +9,7 @@ import os
 import keras
 
 from supervised_reptile import episodes, models, sinusoid, validate
-from supervised_reptile.algorithms import FOML, MAML, Algorithm, Pretrained, Reptile
+from supervised_reptile.algorithms import FOML, MAML, Algorithm, Oracle, Pretrained, Reptile
 from supervised_reptile.config import SINUSOID, Config
 from supervised_reptile.data import miniimagenet, omniglot
 from supervised_reptile.optimizers import make_optimizer
@@ -90,7 +90,7 @@ def build_algorithm(config: Config) -> Algorithm:
         common["loss_fn"] = sinusoid.mse
     inner, meta = config.inner, config.meta
     if meta.algorithm in MAML_LIKE:
-        cls = MAML if meta.algorithm == "maml" else Pretrained
+        cls = {"maml": MAML, "pretrained": Pretrained, "oracle": Oracle}[meta.algorithm]
         return cls(model, inner.maml_inner_lr, meta.meta_lr, first_order=meta.maml_first_order,
                    **common)
     optimizer = make_optimizer("sgd" if inner.sgd else "adam", inner.learning_rate)

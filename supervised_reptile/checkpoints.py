@@ -37,8 +37,8 @@ from supervised_reptile.validate import flag_name
 RESUMABLE_CHANGES = frozenset({
     "data_dir", "pretrained", "checkpoint", "meta_iters", "eval_batch", "eval_iters",
     "eval_samples", "eval_interval", "transductive", "restart", "checkpoint_interval",
-    "progress", "eval_results", "export", "skip_bad_images", "distribute", "cpu_devices",
-    "eval_tasks_at_once"})
+    "progress", "eval_results", "export", "compare", "skip_bad_images", "distribute",
+    "cpu_devices", "eval_tasks_at_once"})
 
 #: Fields that define the variables of a checkpoint (what `--pretrained` and
 #: the export command need to match). Fields are flat names as the flags see

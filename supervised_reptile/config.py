@@ -1,6 +1,6 @@
 """Run configuration: a frozen `Config` of concept groups, the paper presets, config.json.
 
-Flags and presets are flat by nature, so every field name is unique across the
+The paper presets are in `presets.py`. Flags and presets are flat by nature, so every field name is unique across the
 groups; `Config.from_flat`, `.flat()` and `.replace()` translate between the
 views. `flags.py` fills a `Config`; `validate.py` holds the rules it must obey.
 """
@@ -13,8 +13,9 @@ from typing import Any
 DATASETS = ("omniglot", "miniimagenet")
 #: The regression benchmark of the MAML and Reptile papers (`run_sinusoid.py`).
 SINUSOID = "sinusoid"
-ALGORITHMS = ("reptile", "foml", "maml")
+ALGORITHMS = ("reptile", "foml", "maml", "pretrained", "oracle")
 CONFIG_FILE = "config.json"
+RESULT_FORMATS = (".json", ".csv")  # of the final evaluation's per-task results
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +77,11 @@ class MetaConfig:
     """The outer loop: which meta-learner and how it updates the initialization.
 
     Attributes:
-      algorithm: "reptile", "foml" (the original's first-order MAML) or "maml"
-        (Finn et al. 2017: inner SGD on the whole support set, outer Adam on the query loss).
+      algorithm: "reptile", "foml" (the original's first-order MAML), "maml"
+        (Finn et al. 2017: inner SGD on the whole support set, outer Adam on the query
+        loss), or a sinusoid baseline of the MAML paper: "pretrained" (one network trained
+        on the task mixture, fine-tuned as MAML) or "oracle" (that, with amplitude and phase
+        as inputs).
       maml_first_order: with "maml", drop the second-order terms.
       foml_tail: with "foml", shots per class held out for the final inner batch.
       meta_step: initial meta step size epsilon (Reptile and FOML).
@@ -128,6 +132,7 @@ class RunConfig:
       progress: progress bar on stderr: "auto" (if stderr is a terminal), "on", "off".
       eval_results: the final evaluation's per-task results (.json or .csv); "" for none.
       export: directory for a SavedModel of the trained model; "" for none.
+      compare: sinusoid: earlier runs' folders whose adapted fits the picture shows too.
     """
     seed: int = 0
     checkpoint: str = "model_checkpoint"
@@ -137,6 +142,7 @@ class RunConfig:
     progress: str = "auto"
     eval_results: str = ""
     export: str = ""
+    compare: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,51 +255,3 @@ def read(directory: str) -> dict[str, Any] | None:
             return flat_dict(json.load(f))
     except (OSError, json.JSONDecodeError, AttributeError) as err:
         raise ValueError(f"cannot read {path}: {err}") from err
-
-
-# ---------------------------------------------------------------- presets (flat)
-
-_PAPER = dict(meta_step=1.0, meta_step_final=0.0, meta_batch=5, eval_iters=50)
-_OMNI = dict(_PAPER, train_shots=10, inner_batch=10, inner_iters=5, meta_iters=100000,
-             eval_batch=5, learning_rate=0.001)
-_OMNI20 = dict(_PAPER, classes=20, train_shots=10, inner_batch=20, inner_iters=10,
-               meta_iters=200000, eval_batch=10, learning_rate=0.0005)
-_MINI = dict(_PAPER, train_shots=15, inner_batch=10, inner_iters=8, meta_iters=100000,
-             learning_rate=0.001)
-
-#: The README's paper commands (final version, commit 8f2b71c), by checkpoint name.
-PRESETS = {
-    "o15t": ("omniglot", dict(_OMNI, shots=1, transductive=True)),
-    "o55": ("omniglot", dict(_OMNI)),
-    "o15": ("omniglot", dict(_OMNI, shots=1)),
-    "o120": ("omniglot", dict(_OMNI20, shots=1)),
-    "o520": ("omniglot", dict(_OMNI20)),
-    "m15t": ("miniimagenet", dict(_MINI, shots=1, eval_batch=5, transductive=True)),
-    "m55": ("miniimagenet", dict(_MINI, eval_batch=15)),
-    "m15": ("miniimagenet", dict(_MINI, shots=1, eval_batch=5)),
-}
-
-# Finn et al. 2017 (5.2, A.1; cbfinn/maml): Omniglot 5-way alpha 0.4, 1 step (3 at test), meta-batch
-# 32; 20-way alpha 0.1, 5 steps, meta-batch 16; K queries. Mini-ImageNet alpha 0.01, 5 steps (10 at
-# test), meta-batch 4/2 (1/5-shot), 15 queries. All: meta-lr 1e-3, 60,000 iterations, 600 tasks.
-_MAML = dict(algorithm="maml", meta_lr=1e-3, meta_iters=60000, eval_samples=600)
-_MAML_OMNI = dict(_MAML, maml_inner_lr=0.4, inner_iters=1, eval_iters=3, meta_batch=32)
-_MAML_OMNI20 = dict(_MAML, classes=20, maml_inner_lr=0.1, inner_iters=5, eval_iters=5,
-                    meta_batch=16)
-_MAML_MINI = dict(_MAML, maml_inner_lr=0.01, inner_iters=5, eval_iters=10, maml_query_shots=15)
-
-#: The MAML paper's settings, by the same naming scheme.
-MAML_PRESETS = {
-    "maml-o15": ("omniglot", dict(_MAML_OMNI, shots=1)),
-    "maml-o55": ("omniglot", dict(_MAML_OMNI, shots=5)),
-    "maml-o120": ("omniglot", dict(_MAML_OMNI20, shots=1)),
-    "maml-o520": ("omniglot", dict(_MAML_OMNI20, shots=5)),
-    "maml-m15": ("miniimagenet", dict(_MAML_MINI, shots=1, meta_batch=4)),
-    "maml-m55": ("miniimagenet", dict(_MAML_MINI, shots=5, meta_batch=2)),
-}
-
-#: `run_sinusoid.py`'s defaults: K=10 points per task, a few minutes on 2 CPU cores.
-SINUSOID_DEFAULTS = dict(dataset=SINUSOID, classes=1, shots=10, inner_batch=10, inner_iters=5,
-                         learning_rate=0.02, meta_step=1.0, meta_step_final=0.0, meta_batch=10,
-                         meta_iters=4000, eval_batch=10, eval_iters=10, eval_samples=200,
-                         eval_interval=500, maml_inner_lr=0.01, checkpoint="sinusoid_checkpoint")

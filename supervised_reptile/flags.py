@@ -12,7 +12,8 @@ import os
 from typing import Sequence
 
 from supervised_reptile import validate
-from supervised_reptile.config import DATASETS, MAML_PRESETS, PRESETS, SINUSOID, SINUSOID_DEFAULTS
+from supervised_reptile.config import DATASETS, SINUSOID
+from supervised_reptile.presets import MAML_PRESETS, PRESETS, SINUSOID_DEFAULTS
 from supervised_reptile.config import Config
 
 
@@ -162,7 +163,16 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
                        "are the test split)", default=d["train_characters"], type=int)
     _add_maml_flags(p, d)
     if dataset == SINUSOID:
-        p.description = "Reptile / first-order MAML / MAML on sinusoid regression."
+        p.description = ("Reptile / first-order MAML / MAML, or the MAML paper's baselines, "
+                         "on sinusoid regression.")
+        p.add_argument("--baseline", choices=("pretrained", "oracle"), default=None,
+                       help="instead of meta-learning: 'pretrained' trains one network on the "
+                       "mixture of tasks (Adam with --meta-lr on every task's points), then "
+                       "fine-tunes it on each test task with --maml-inner-lr; 'oracle' is that "
+                       "network also given each task's amplitude and phase")
+        p.add_argument("--compare", nargs="+", default=(), metavar="DIR",
+                       help="draw the adapted fits of these earlier sinusoid runs (their "
+                       "--checkpoint folders) beside this run's in the picture")
         return p
     _add_run_flags(p, d)
     _add_speed_flags(p, d)
@@ -189,7 +199,9 @@ def parse_args(argv: Sequence[str] | None, dataset: str) -> Config:
     ns = vars(parser.parse_args(argv))
     ns.pop("preset", None)
     try:
-        algorithm = validate.algorithm(foml=ns.pop("foml"), maml=ns.pop("maml"))
+        algorithm = validate.algorithm(foml=ns.pop("foml"), maml=ns.pop("maml"),
+                                       baseline=ns.pop("baseline", None))
+        ns["compare"] = tuple(ns.get("compare", ()))
         config = Config.from_flat(dataset=dataset, algorithm=algorithm, **ns)
         validate.check_maml(config)
     except ValueError as err:

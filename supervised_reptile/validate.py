@@ -15,7 +15,7 @@ import sys
 from typing import Callable
 
 from supervised_reptile.data import check as check_data, omniglot
-from supervised_reptile.config import CONFIG_FILE, Config
+from supervised_reptile.config import CONFIG_FILE, RESULT_FORMATS, Config
 
 #: Flags that must be >= 1.
 _POSITIVE = ("classes", "shots", "inner_batch", "inner_iters", "meta_batch", "eval_batch",
@@ -37,17 +37,21 @@ def flag_name(field: str) -> str:
 _flag = flag_name
 
 
-def algorithm(foml: bool, maml: bool) -> str:
-    """`Config.meta.algorithm` from the `--foml` and `--maml` switches."""
+def algorithm(foml: bool, maml: bool, baseline: str | None = None) -> str:
+    """`Config.meta.algorithm` from the `--foml`, `--maml` and `--baseline` flags."""
     if foml and maml:
         raise ValueError(f"--foml cannot be combined with --maml: {_MAML_INNER_LOOP}")
-    return "maml" if maml else "foml" if foml else "reptile"
+    if baseline and (foml or maml):
+        raise ValueError(f"--baseline {baseline} cannot be combined with "
+                         f"{'--foml' if foml else '--maml'}: the baseline is its own learner "
+                         "(trained on the task mixture, fine-tuned with --maml-inner-lr)")
+    return baseline or ("maml" if maml else "foml" if foml else "reptile")
 
 
 def check_maml(config: Config) -> None:
     """Raises ValueError for flags that contradict `--maml`."""
     meta, inner = config.meta, config.inner
-    if meta.algorithm != "maml":
+    if meta.algorithm not in ("maml", "pretrained", "oracle"):
         if meta.maml_first_order:
             raise ValueError("--maml-first-order needs --maml (Reptile's first-order MAML "
                              "is --foml)")
@@ -136,6 +140,10 @@ def _check_run_options(config: Config) -> None:
                          "--inner-state per-task for the same rule")
     if perf.eval_tasks_at_once < 1:
         raise ValueError(f"--eval-tasks-at-once {perf.eval_tasks_at_once} must be >= 1")
+    suffix = os.path.splitext(run.eval_results)[1].lower()
+    if run.eval_results and suffix not in RESULT_FORMATS:
+        raise ValueError(f"--eval-results {run.eval_results!r}: the file name must end in one "
+                         f"of {RESULT_FORMATS}")
 
 
 def _check_batches(config: Config, warn: Callable[[str], None]) -> None:

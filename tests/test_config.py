@@ -6,7 +6,8 @@ import json
 import pytest
 
 from supervised_reptile import config as config_lib
-from supervised_reptile.config import MAML_PRESETS, PRESETS, SINUSOID_DEFAULTS, Config
+from supervised_reptile.config import Config
+from supervised_reptile.presets import MAML_PRESETS, PRESETS, SINUSOID_DEFAULTS
 from supervised_reptile.flags import parse_args
 
 

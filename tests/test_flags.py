@@ -7,7 +7,8 @@ import shlex
 import pytest
 
 from supervised_reptile import flags
-from supervised_reptile.config import DATASETS, PRESETS
+from supervised_reptile.config import DATASETS
+from supervised_reptile.presets import PRESETS
 from supervised_reptile.flags import build_parser, parse_args
 
 # The original's flags and defaults, as --help prints them.

@@ -303,7 +303,7 @@ def _readme_maml_commands():
 
 
 def test_readme_commands_equal_the_maml_presets():
-    from supervised_reptile.config import MAML_PRESETS
+    from supervised_reptile.presets import MAML_PRESETS
     from supervised_reptile.flags import parse_args
     commands = _readme_maml_commands()
     assert len(commands) == len(MAML_PRESETS) + 1  # plus first-order Mini-ImageNet 1-shot

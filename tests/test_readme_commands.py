@@ -10,7 +10,8 @@ import pytest
 
 from conftest import REPO, make_miniimagenet, make_omniglot
 from supervised_reptile import experiment
-from supervised_reptile.config import PRESETS, Config
+from supervised_reptile.config import Config
+from supervised_reptile.presets import PRESETS
 from supervised_reptile.flags import parse_args
 
 

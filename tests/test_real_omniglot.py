@@ -3,7 +3,8 @@
 import pytest
 
 from supervised_reptile import experiment
-from supervised_reptile.config import PRESETS, Config
+from supervised_reptile.config import Config
+from supervised_reptile.presets import PRESETS
 
 
 @pytest.mark.slow

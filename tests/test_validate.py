@@ -174,7 +174,7 @@ def test_odd_but_workable_flags_warn(fields, fragment):
 
 
 def test_paper_presets_pass_without_warnings():
-    from supervised_reptile.config import PRESETS
+    from supervised_reptile.presets import PRESETS
     for dataset, fields in PRESETS.values():
         warnings = []
         validate.check_flags(Config.from_flat(dataset=dataset, **fields), warnings.append)
