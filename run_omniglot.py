@@ -12,7 +12,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from supervised_reptile.cli import main  # noqa: E402
+from supervised_reptile import cli  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:], "omniglot"))
+    sys.exit(cli.main(sys.argv[1:], "omniglot"))

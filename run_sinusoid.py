@@ -15,19 +15,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from supervised_reptile.config import SINUSOID, parse_args  # noqa: E402
-
-
-def main(argv) -> int:
-    config = parse_args(argv, SINUSOID)
-    from supervised_reptile.sinusoid_experiment import run  # imports TensorFlow
-    try:
-        run(config, log_fn=lambda line: print(line, flush=True))
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
+from supervised_reptile import cli  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(cli.sinusoid_main(sys.argv[1:]))

@@ -6,10 +6,10 @@ Run by hand (not part of the test suite):
   python benchmarks/bench.py --repo /path/to/old/checkout --json before.json
 
 Per preset (each in its own subprocess, so peak memory and compile times are
-its own): ms per meta-iteration (faithful, and `--parallel-tasks`: the
-"at-once" task schedule), ms per evaluation task (transductive and not; one by
-one, and `--eval-tasks-at-once` at a time as the final evaluation; reported
-per task), the first call's time ("compile": tracing + graph
+its own): ms per meta-iteration (faithful, and `--parallel-tasks`), ms per
+evaluation task (transductive and not; one by one as the monitoring
+evaluation runs, and `--eval-tasks-at-once` at a time as the final
+evaluation; reported per task), the first call's time ("compile": tracing + graph
 optimisation + one run), peak RSS, the FLOPs of each (benchmarks/flops.py),
 and the float32 matmul GFLOP/s measured in the same process; "x limit" is
 time / (FLOPs / GFLOP/s). All callables are timed interleaved (round-robin),
@@ -67,41 +67,29 @@ def synthetic_pool(dataset: str, rng):
                      tuple(map(str, range(len(images)))))
 
 
-def _at_once(algorithm, config):
-    """The algorithm with every task of a meta-batch in one inner loop, or None
-    for a checkout that has no such mode."""
-    model = type(algorithm.model).from_config(algorithm.model.get_config())
-    for option in ({"schedule": "at-once"}, {"parallel_tasks": True}):  # new, old checkouts
-        try:
-            return type(algorithm)(model, type(algorithm.optimizer)(config.learning_rate),
-                                   weight_decay=config.weight_decay, **option)
-        except TypeError:
-            continue
-    return None
-
-
 def _callables(config, args) -> tuple[dict, object]:
     """name -> zero-argument callable running one unit of work; and the algorithm."""
     import numpy as np
     from supervised_reptile import episodes, evaluate
-    from supervised_reptile.experiment import build_algorithm, task_specs
-    pool = synthetic_pool(config.dataset, np.random.default_rng(0))
+    from supervised_reptile.build import build_algorithm, task_specs
+    pool = synthetic_pool(config.data.dataset, np.random.default_rng(0))
     train_spec, eval_spec = task_specs(config)
     algorithm = build_algorithm(config)
-    tasks = iter(episodes.train_dataset(pool, train_spec, 0, config.meta_batch))
+    tasks = iter(episodes.train_dataset(pool, train_spec, 0, config.meta.meta_batch))
     fns = {"meta": lambda: algorithm.meta_step(next(tasks), 0.5)["inner_loss"].numpy()}
     if "parallel" in args.modes:
-        par = _at_once(algorithm, config)
-        if par is not None:
-            fns["parallel"] = lambda: par.meta_step(next(tasks), 0.5)["inner_loss"].numpy()
+        par = type(algorithm)(type(algorithm.model).from_config(algorithm.model.get_config()),
+                              type(algorithm.optimizer)(config.inner.learning_rate),
+                              weight_decay=config.inner.weight_decay, schedule="at-once")
+        fns["parallel"] = lambda: par.meta_step(next(tasks), 0.5)["inner_loss"].numpy()
     evals = iter(episodes.eval_dataset(pool, eval_spec, 0, episodes.FINAL_EVAL_STREAM))
     at_once = args.eval_tasks_at_once
     for transductive in (False, True):
         ev = type(algorithm)(algorithm.model, algorithm.optimizer,
-                             weight_decay=config.weight_decay, transductive=transductive)
+                             weight_decay=config.inner.weight_decay, transductive=transductive)
         kind = "eval_" + ("transductive" if transductive else "nontransductive")
         fns[kind + "_single"] = lambda ev=ev: ev.adapt_and_predict(next(evals)).numpy()
-        if hasattr(ev, "adapt_and_predict_many") and "many" in args.modes:
+        if "many" in args.modes:
             fns[kind + "_many"] = lambda ev=ev: evaluate.evaluate(ev, evals, at_once, at_once)
     return fns, algorithm
 
@@ -110,28 +98,25 @@ def _flops(config, algorithm) -> dict:
     import flops
     import tensorflow as tf
     model = algorithm.model
-    out = {"meta": flops.meta_iteration_flops(model, config.meta_batch, config.inner_iters,
-                                              config.inner_batch)}
+    out = {"meta": flops.meta_iteration_flops(model, config.meta.meta_batch,
+                                              config.inner.inner_iters, config.inner.inner_batch)}
     out["parallel"] = out["meta"]
     for transductive in (False, True):
         kind = "eval_" + ("transductive" if transductive else "nontransductive")
         out[kind + "_single"] = out[kind + "_many"] = flops.eval_task_flops(
-            model, config.eval_iters, config.eval_batch, config.classes, config.shots,
-            transductive)
+            model, config.eval.eval_iters, config.eval.eval_batch, config.task.classes,
+            config.task.shots, transductive)
     # Cross-check: TensorFlow's count of one inner step's graph (elementwise ops included).
     try:
         weights = [tf.identity(v) for v in model.trainable_variables]
         frozen = [tf.identity(v) for v in model.non_trainable_variables]
-        x = tf.zeros([config.inner_batch, *model.input_shape[1:]])
-        y = tf.zeros([config.inner_batch], tf.int32)
-        if hasattr(algorithm, "inner"):  # algorithms/: one InnerLoop for every task form
-            step = tf.function(lambda w, s, x, y: algorithm.inner.step(
-                algorithm.one_task, w, frozen, s, x, y)[2])
-        else:  # an older checkout
-            step = tf.function(lambda w, s, x, y: algorithm._step(w, frozen, s, x, y)[2])
-        out["check_step_analytic"] = flops.step_flops(model, config.inner_batch)
+        x = tf.zeros([config.inner.inner_batch, *model.input_shape[1:]])
+        y = tf.zeros([config.inner.inner_batch], tf.int32)
+        step = tf.function(lambda w, s, x, y: algorithm.inner.step(
+            algorithm.one_task, w, frozen, s, x, y)[2])
+        out["check_step_analytic"] = flops.step_flops(model, config.inner.inner_batch)
         out["check_step_tf_profiler"] = flops.graph_flops(
-            step, weights, algorithm.optimizer.read_state(), x, y)
+            step, weights, algorithm.inner_state(), x, y)
     except Exception as e:  # noqa: BLE001 -- a cross-check only
         out["check_error"] = repr(e)[:200]
     return out
@@ -153,10 +138,8 @@ def worker(preset: str, args) -> dict:
     size = 8192 if gpu else 2048
     gflops_before = flops.matmul_gflops(size)
     dataset, overrides = PRESETS[preset]
-    fields = Config.__dataclass_fields__
-    config = Config(dataset=dataset, **overrides,
-                    **({"eval_tasks_at_once": args.eval_tasks_at_once}
-                       if "eval_tasks_at_once" in fields else {}))
+    config = Config.from_flat(dataset=dataset, **overrides,
+                              eval_tasks_at_once=args.eval_tasks_at_once)
     fns, algorithm = _callables(config, args)
     timing = _interleaved(fns, args.warmup, args.iters)
     for name, t in timing.items():  # a "_many" call evaluates `eval_tasks_at_once` tasks
@@ -179,14 +162,15 @@ def _projection(config, timing: dict) -> dict:
     """Hours of the whole paper command: training, monitoring (one task per
     monitored split every `eval_interval` iterations, one by one) and the
     final evaluation (`eval_samples` per split; at once where measured)."""
-    kind = "eval_" + ("transductive" if config.transductive else "nontransductive")
-    monitor = timing[kind + "_single"]["min_ms"] * 2 * config.meta_iters / config.eval_interval
+    kind = "eval_" + ("transductive" if config.task.transductive else "nontransductive")
+    monitor = (timing[kind + "_single"]["min_ms"] * 2 * config.meta.meta_iters
+               / config.eval.eval_interval)
     final_ms = timing.get(kind + "_many", timing[kind + "_single"])["min_ms"]
-    final = final_ms * config.eval_samples * PAPER_SPLITS[config.dataset]
+    final = final_ms * config.eval.eval_samples * PAPER_SPLITS[config.data.dataset]
     out = {}
     for mode in ("meta", "parallel"):
         if mode in timing:
-            out[mode] = round((timing[mode]["min_ms"] * config.meta_iters + monitor + final)
+            out[mode] = round((timing[mode]["min_ms"] * config.meta.meta_iters + monitor + final)
                               / 3.6e6, 2)
     return out
 

@@ -22,26 +22,24 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import dataclasses  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from supervised_reptile import episodes  # noqa: E402
 from supervised_reptile.config import MAML_PRESETS, Config  # noqa: E402
-from supervised_reptile.experiment import build_algorithm, task_specs  # noqa: E402
+from supervised_reptile.build import build_algorithm, task_specs  # noqa: E402
 
 from bench import synthetic_pool  # noqa: E402  (benchmarks/, this script's folder)
 
 
 def bench(name: str, first_order: bool, warmup: int, iters: int) -> dict:
     dataset, overrides = MAML_PRESETS[name]
-    config = dataclasses.replace(Config(dataset=dataset, **overrides),
-                                 maml_first_order=first_order)
+    config = Config.from_flat(dataset=dataset, **overrides, maml_first_order=first_order)
     train_spec, _ = task_specs(config)
     algorithm = build_algorithm(config)
     pool = synthetic_pool(dataset, np.random.default_rng(0))
-    tasks = iter(episodes.train_dataset(pool, train_spec, 0, config.meta_batch))
+    tasks = iter(episodes.train_dataset(pool, train_spec, 0, config.meta.meta_batch))
 
     def step():
         algorithm.meta_step(next(tasks), 1.0)["query_loss"].numpy()
@@ -57,7 +55,7 @@ def bench(name: str, first_order: bool, warmup: int, iters: int) -> dict:
         step()
         times.append((time.perf_counter() - start) * 1000)
     return {"preset": name, "order": "first" if first_order else "second",
-            "meta_batch": config.meta_batch, "inner_iters": config.inner_iters,
+            "meta_batch": config.meta.meta_batch, "inner_iters": config.inner.inner_iters,
             "compile_s": round(compile_s, 2), "median_ms": round(statistics.median(times), 1),
             "min_ms": round(min(times), 1)}
 

@@ -64,10 +64,10 @@ def main(argv=None) -> int:
     import flops
     from supervised_reptile.config import PRESETS, Config
     dataset, overrides = PRESETS[args.preset]
-    config = Config(dataset=dataset, **overrides)
+    config = Config.from_flat(dataset=dataset, **overrides)
     ns = argparse.Namespace(modes="parallel,many", eval_tasks_at_once=16)
     fns, algorithm = bench._callables(config, ns)
-    kind = "eval_" + ("transductive" if config.transductive else "nontransductive")
+    kind = "eval_" + ("transductive" if config.task.transductive else "nontransductive")
     fn = fns[{"meta": "meta", "parallel": "parallel", "single": kind + "_single",
               "many": kind + "_many"}[args.what]]
     fn(), fn()
@@ -83,9 +83,10 @@ def main(argv=None) -> int:
            if k not in ("Process", "Run") and not k.startswith(" ")}
     total = sum(ops.values())
     if args.what in ("meta", "parallel"):
-        examples = config.meta_batch * config.inner_iters * config.inner_batch
+        examples = config.meta.meta_batch * config.inner.inner_iters * config.inner.inner_batch
     else:
-        examples = config.eval_iters * config.eval_batch * (16 if args.what == "many" else 1)
+        examples = (config.eval.eval_iters * config.eval.eval_batch
+                    * (16 if args.what == "many" else 1))
     conv = _conv_flops(algorithm.model, examples)
     gflops = flops.matmul_gflops(2048)
     print(f"{args.preset} {args.what}: {wall:.1f} ms per call (traced), op time {total:.1f} ms; "

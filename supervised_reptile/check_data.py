@@ -2,7 +2,6 @@
 
 import sys
 
-from supervised_reptile.data.check import main
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from supervised_reptile import cli
+    sys.exit(cli.check_data_main(sys.argv[1:]))

@@ -16,16 +16,16 @@ complete checkpoints; `RunCheckpoint.restore` still falls back to the previous
 ones if the newest cannot be read (e.g. a disk that lost a file).
 """
 
-import dataclasses
 import glob
-import json
 import os
 import shutil
 from typing import Callable
 
 import tensorflow as tf
 
-from supervised_reptile.config import Config
+from supervised_reptile import config as config_lib
+from supervised_reptile.config import CONFIG_FILE, Config
+from supervised_reptile.validate import flag_name
 
 #: Fields that may change when a run resumes: they do not change the
 #: training trajectory (evaluation settings, paths, this package's output
@@ -37,14 +37,13 @@ from supervised_reptile.config import Config
 RESUMABLE_CHANGES = frozenset({
     "data_dir", "pretrained", "checkpoint", "meta_iters", "eval_batch", "eval_iters",
     "eval_samples", "eval_interval", "transductive", "restart", "checkpoint_interval",
-    "progress", "eval_results", "export", "skip_bad_images", "distribute", "cpu_devices",
-    "eval_tasks_at_once"})
+    "progress", "eval_results", "export", "compare", "skip_bad_images", "distribute",
+    "cpu_devices", "eval_tasks_at_once"})
 
 #: Fields that define the variables of a checkpoint (what `--pretrained` and
-#: the export command need to match).
+#: the export command need to match). Fields are flat names as the flags see
+#: them: `algorithm` is compared as the `foml` and `maml` switches.
 STRUCTURE_FIELDS = ("dataset", "classes", "sgd", "maml")
-
-CONFIG_FILE = "config.json"
 CHECKPOINT_NAME = "model.ckpt"
 
 
@@ -112,50 +111,38 @@ class RunCheckpoint:
 
 
 def load_saved_config(directory: str) -> dict | None:
-    """The `config.json` of a run directory as a dict, or None if there is none."""
-    path = os.path.join(directory, CONFIG_FILE)
-    if not os.path.exists(path):
-        return None
+    """The flat fields of a run directory's `config.json` (either format), or None."""
     try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot read {path}: {err}; use --restart to start over") from err
+        return config_lib.read(directory)
+    except ValueError as err:
+        raise ValueError(f"{err}; use {flag_name('restart')} to start over") from err
 
 
-def save_config(config: Config, directory: str) -> None:
-    """Writes `directory/config.json` atomically (a kill leaves the old or the new file)."""
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, CONFIG_FILE)
-    with open(path + ".tmp", "w") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
-
-
-def config_from_dict(saved: dict, **overrides) -> Config:
-    """A `Config` from a saved `config.json` (unknown keys ignored, missing ones default)."""
-    names = {f.name for f in dataclasses.fields(Config)}
-    return Config(**{**{k: v for k, v in saved.items() if k in names}, **overrides})
+def _as_flags(flat: dict) -> dict:
+    """Flat fields as the flags name them: `algorithm` -> the `foml`/`maml` switches."""
+    out = {k: v for k, v in flat.items() if k != "algorithm"}
+    algorithm = flat.get("algorithm", "reptile")
+    return dict(out, foml=algorithm == "foml", maml=algorithm == "maml")
 
 
 def mismatches(saved: dict, config: Config, fields=None) -> list[str]:
     """Descriptions of the fields where `config` differs from a saved configuration.
 
     Args:
-      saved: a saved `config.json` (fields it lacks count as their defaults).
+      saved: a saved configuration's flat fields (fields it lacks count as
+        their defaults).
       config: this run's configuration.
-      fields: the fields to compare; default: all but `RESUMABLE_CHANGES`.
+      fields: the flat fields to compare; default: all but `RESUMABLE_CHANGES`.
     """
-    defaults = dataclasses.asdict(Config())
-    current = dataclasses.asdict(config)
+    then_all = _as_flags({**Config().flat(), **config_lib.flat_dict(saved)})
+    current = _as_flags(config.flat())
     if fields is None:
         fields = [n for n in current if n not in RESUMABLE_CHANGES]
     out = []
     for name in fields:
-        then = saved.get(name, defaults[name])
-        if then != current[name]:
-            flag = "--" + name.replace("_", "-")
-            out.append(f"{flag} was {then!r} in the checkpoint's run, is {current[name]!r} now")
+        if then_all[name] != current[name]:
+            out.append(f"{flag_name(name)} was {then_all[name]!r} in the checkpoint's run, "
+                       f"is {current[name]!r} now")
     return out
 
 
@@ -172,7 +159,8 @@ def check_compatible(directory: str, config: Config, fields=None) -> None:
     if diffs:
         raise ValueError(f"the checkpoint in {directory!r} is from an incompatible configuration: "
                          + "; ".join(diffs)
-                         + " (use the same flags, another --checkpoint, or --restart to start over)")
+                         + f" (use the same flags, another {flag_name('checkpoint')}, or "
+                         f"{flag_name('restart')} to start over)")
 
 
 def clear(directory: str) -> list[str]:
@@ -208,19 +196,19 @@ def prepare(run_checkpoint: RunCheckpoint, config: Config,
             log_fn: Callable[[str], None] = print) -> int:
     """Resumes or starts a training run; returns the first iteration to run.
 
-    With `config.restart`, the directory's previous run is deleted first.
+    With `config.run.restart`, the directory's previous run is deleted first.
     Otherwise an existing checkpoint is checked against `config` (ValueError
     naming the mismatch) and restored.
     """
-    if config.restart:
-        if clear(config.checkpoint):
-            log_fn(f"Restarting: deleted the previous run in {config.checkpoint}")
+    if config.run.restart:
+        if clear(config.run.checkpoint):
+            log_fn(f"Restarting: deleted the previous run in {config.run.checkpoint}")
         run_checkpoint.reload()  # forget the deleted state file
         return 0
     if run_checkpoint.latest is None:
         return 0
-    check_compatible(config.checkpoint, config)
+    check_compatible(config.run.checkpoint, config)
     path, start = run_checkpoint.restore(log_fn)
-    remove_partial_writes(config.checkpoint)
+    remove_partial_writes(config.run.checkpoint)
     log_fn(f"Resuming from {path} at iteration {start}")
     return start

@@ -1,34 +1,104 @@
-"""The command-line entry point shared by `run_omniglot.py` and `run_miniimagenet.py`."""
+"""Every command's `main`: parse flags, run, and turn expected failures into one exit status.
+
+Exit statuses, shared by all commands:
+  0    success;
+  1    training diverged (`guard.NonFiniteLoss`), a checkpoint could not be
+       written (`guard.CheckpointWriteError`) or a peer of a multi-worker run
+       was lost (`guard.WorkerLostError`); `check_data` also when it found
+       problems in the data;
+  2    bad flags (argparse) or bad data (`ValueError`, `OSError`);
+  130  Ctrl-C (`guard.Interrupted` once training stopped cleanly, else
+       `KeyboardInterrupt`).
+
+TensorFlow is imported only inside the commands that need it, so `--help`
+stays fast.
+"""
 
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
-from supervised_reptile import guard
-from supervised_reptile.config import parse_args
+from supervised_reptile import flags, guard
+
+OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
 
 
-def main(argv: Sequence[str], dataset: str) -> int:
-    """Parses flags, runs, and turns expected failures into one-line errors.
+def _print_line(line: str) -> None:
+    print(line, flush=True)
 
-    Returns:
-      The process exit status: 0 on success, 2 for bad flags or data, 1 when
-      training diverged, a checkpoint could not be written or a peer of a
-      multi-worker run was lost, 130 after Ctrl-C.
-    """
-    config = parse_args(argv, dataset)
+
+def _exit_status(body: Callable[[], int | None], checkpoint: str | None = None) -> int:
+    """Runs `body` and maps what it raises to the exit status (the table above)."""
     try:
-        from supervised_reptile.experiment import run  # imports TensorFlow
-        run(config, log_fn=lambda line: print(line, flush=True))
+        status = body()
     except KeyboardInterrupt:  # before training, or a second Ctrl-C
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except guard.Interrupted as err:
-        print(f"{err} in {config.checkpoint!r}", file=sys.stderr)
-        return 130
+        print(f"{err} in {checkpoint!r}", file=sys.stderr)
+        return INTERRUPTED
     except (guard.NonFiniteLoss, guard.CheckpointWriteError, guard.WorkerLostError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return FAILED
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        return BAD_INPUT
+    return OK if status is None else status
+
+
+def main(argv: Sequence[str] | None, dataset: str) -> int:
+    """`run_omniglot.py` / `run_miniimagenet.py`: train (or `--pretrained`), evaluate."""
+    config = flags.parse_args(argv, dataset)
+
+    def body():
+        from supervised_reptile.experiment import run  # imports TensorFlow
+        run(config, log_fn=_print_line)
+
+    return _exit_status(body, config.run.checkpoint)
+
+
+def sinusoid_main(argv: Sequence[str] | None) -> int:
+    """`run_sinusoid.py`: the MSE before and after meta-training, and a picture."""
+    config = flags.parse_args(argv, flags.SINUSOID)
+
+    def body():
+        from supervised_reptile.sinusoid_experiment import run  # imports TensorFlow
+        run(config, log_fn=_print_line)
+
+    return _exit_status(body, config.run.checkpoint)
+
+
+def export_main(argv: Sequence[str] | None = None) -> int:
+    """`python -m supervised_reptile.export --checkpoint CKPT --export DIR`."""
+    args = flags.parse_export_args(argv)
+
+    def body():
+        from supervised_reptile import validate
+        validate.check_export_source(args.checkpoint)
+        from supervised_reptile.export import export_checkpoint  # imports TensorFlow
+        path = export_checkpoint(args.checkpoint, args.export)
+        print(f"Exported {path} to {args.export}")
+
+    return _exit_status(body)
+
+
+def predict_main(argv: Sequence[str] | None = None) -> int:
+    """`python -m supervised_reptile.predict --model DIR --support DIR --query DIR`."""
+    args = flags.parse_predict_args(argv)
+
+    def body():
+        from supervised_reptile.predict import predict
+        for name, label in predict(args.model, args.support, args.query):
+            print(f"{name}\t{label}")
+
+    return _exit_status(body)
+
+
+def check_data_main(argv: Sequence[str] | None = None) -> int:
+    """`python -m supervised_reptile.check_data DATA_DIR`: 1 when it found problems."""
+    args = flags.parse_check_data_args(argv)
+
+    def body():
+        from supervised_reptile.data.check import report
+        return report(args.data_dir, args.dataset, args.decode, log_fn=_print_line)
+
+    return _exit_status(body)

@@ -54,19 +54,19 @@ def configure_cpu_devices(count: int) -> None:
       ValueError: `count` < 1, or TensorFlow's devices are already initialised.
     """
     if count < 1:
-        raise ValueError(f"--cpu-devices {count} must be >= 1")
+        raise ValueError(f"count {count} must be >= 1")
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * count)
     except RuntimeError as err:
-        raise ValueError(f"--cpu-devices {count}: TensorFlow is already initialised "
+        raise ValueError(f"{count} logical CPU devices: TensorFlow is already initialised "
                          f"({err})") from err
 
 
 def make_strategy(kind: str, cpu_devices: int = 1,
                   timeout_s: float = COLLECTIVE_TIMEOUT_S) -> tf.distribute.Strategy:
-    """The strategy named by `--distribute`.
+    """The strategy named `kind`.
 
     Args:
       kind: "none" (TensorFlow's default strategy: one device), "mirrored"
@@ -76,7 +76,7 @@ def make_strategy(kind: str, cpu_devices: int = 1,
       timeout_s: how long a collective waits for a peer (multi-worker).
     """
     if kind not in STRATEGIES:
-        raise ValueError(f"--distribute {kind!r} is not one of {STRATEGIES}")
+        raise ValueError(f"strategy {kind!r} is not one of {STRATEGIES}")
     if kind == "none":
         return tf.distribute.get_strategy()
     if kind == "mirrored":
@@ -86,7 +86,7 @@ def make_strategy(kind: str, cpu_devices: int = 1,
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices)
     if "TF_CONFIG" not in os.environ:
-        raise ValueError("--distribute multi-worker needs the TF_CONFIG environment variable "
+        raise ValueError("the multi-worker strategy needs the TF_CONFIG environment variable "
                          "(the cluster spec and this worker's task; see the README)")
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_s)
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)

@@ -61,14 +61,14 @@ class TaskSpec:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if self.tail_shots is not None:
             if not 0 < self.tail_shots < self.num_shots:
-                raise ValueError(f"--foml-tail {self.tail_shots} must be between 1 and "
-                                 f"{self.num_shots - 1} (the training shots minus one)")
+                raise ValueError(f"tail_shots {self.tail_shots} must be between 1 and "
+                                 f"{self.num_shots - 1} (num_shots minus one)")
             if self.num_batches < 2:
-                raise ValueError("--foml-tail needs --inner-iters >= 2 (the original loops "
+                raise ValueError("tail_shots needs num_batches >= 2 (the original loops "
                                  "forever with 1: no batch is left before the tail)")
         if self.replacement and self.batch_size > self._pool_size:
             raise ValueError(f"batch size {self.batch_size} is larger than the {self._pool_size} "
-                             "samples it is drawn from, which --replacement cannot do")
+                             "samples it is drawn from, which replacement=True cannot do")
 
     @property
     def _pool_size(self) -> int:

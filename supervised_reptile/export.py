@@ -34,10 +34,10 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Sequence
 
 import tensorflow as tf
 
+from supervised_reptile import config as config_lib
 from supervised_reptile.config import Config
 from supervised_reptile.episodes import mini_batches
 
@@ -56,7 +56,7 @@ def build_module(algorithm, config: Config) -> tuple[tf.Module, dict]:
                                          algorithm.inner_state())
     num_classes = int(algorithm.model.output_shape[-1])
     image_shape = list(algorithm.model.input_shape[1:])
-    key = tf.constant([config.seed, EXPORT_STREAM], tf.int64)
+    key = tf.constant([config.run.seed, EXPORT_STREAM], tf.int64)
 
     def images_spec(name):
         return tf.TensorSpec([None] + image_shape, tf.float32, name=name)
@@ -86,8 +86,9 @@ def build_module(algorithm, config: Config) -> tuple[tf.Module, dict]:
     def adapt_and_predict(support_images, support_labels, query_images):
         support = tf.shape(support_labels)[0]
         # MAML's inner steps each take the whole support set.
-        batch = support if config.maml else config.eval_batch
-        batches = mini_batches(key, support, batch, config.eval_iters, config.replacement)
+        batch = support if config.meta.algorithm == "maml" else config.eval.eval_batch
+        batches = mini_batches(key, support, batch, config.eval.eval_iters,
+                               config.task.replacement)
         return adapt(support_images, support_labels, query_images, batches)
 
     @tf.function(input_signature=task + [tf.TensorSpec([None, None], tf.int32, "batches")])
@@ -119,13 +120,13 @@ def export(algorithm, config: Config, directory: str) -> None:
 def export_checkpoint(checkpoint_dir: str, directory: str, log_fn=print) -> str:
     """Exports the newest readable checkpoint of a run folder (its `config.json`
     rebuilds the model); returns the checkpoint path."""
-    from supervised_reptile import checkpoints, experiment
+    from supervised_reptile import build, checkpoints
     saved = checkpoints.load_saved_config(checkpoint_dir)
     if saved is None:
-        raise FileNotFoundError(f"no {checkpoints.CONFIG_FILE} in {checkpoint_dir!r}: "
-                                "--checkpoint must be a training run's folder")
-    config = checkpoints.config_from_dict(saved, checkpoint=checkpoint_dir)
-    algorithm = experiment.build_algorithm(config)
+        raise FileNotFoundError(f"no {config_lib.CONFIG_FILE} in {checkpoint_dir!r}: "
+                                "checkpoint_dir must be a training run's folder")
+    config = config_lib.from_dict(saved, checkpoint=checkpoint_dir)
+    algorithm = build.build_algorithm(config)
     run_checkpoint = checkpoints.RunCheckpoint(checkpoint_dir, algorithm.model,
                                                algorithm.optimizer)
     path, _ = run_checkpoint.restore(log_fn)
@@ -133,18 +134,6 @@ def export_checkpoint(checkpoint_dir: str, directory: str, log_fn=print) -> str:
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m supervised_reptile.export --checkpoint CKPT --export DIR`."""
-    from supervised_reptile.commands import parse_export_args
-    args = parse_export_args(argv)
-    try:
-        path = export_checkpoint(args.checkpoint, args.export)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"Exported {path} to {args.export}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from supervised_reptile import cli
+    sys.exit(cli.export_main(sys.argv[1:]))

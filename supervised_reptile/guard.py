@@ -90,8 +90,7 @@ def check_checkpoint_dir(directory: str, min_free_bytes: int = MIN_FREE_BYTES) -
     """Creates `directory` and checks that a file can be written there and space is left.
 
     Raises:
-      ValueError: (a bad `--checkpoint`, found before training) naming the
-        directory and the reason.
+      ValueError: naming the directory and the reason.
     """
     try:
         os.makedirs(directory, exist_ok=True)
@@ -99,10 +98,10 @@ def check_checkpoint_dir(directory: str, min_free_bytes: int = MIN_FREE_BYTES) -
             f.write(b"x")
         free = shutil.disk_usage(directory).free
     except OSError as err:
-        raise ValueError(f"--checkpoint {directory!r} is not a writable directory: "
+        raise ValueError(f"{directory!r} is not a writable directory: "
                                    f"{err.strerror or err}") from None
     if free < min_free_bytes:
-        raise ValueError(f"--checkpoint {directory!r} has {free / 2**20:.1f} MiB free; "
+        raise ValueError(f"{directory!r} has {free / 2**20:.1f} MiB free; "
                                    f"at least {min_free_bytes / 2**20:.0f} MiB are needed")
 
 

@@ -76,6 +76,18 @@ class SGD(InnerOptimizer):
         return [w - self.learning_rate * g for w, g in zip(weights, grads)], state
 
 
+class Frozen(InnerOptimizer):
+    """Leaves the weights as they are: the inner loop of a learner that needs
+    no adaptation (the oracle baseline, which is told the task)."""
+
+    def __init__(self):
+        super().__init__(1.0, name="frozen")
+
+    def apply(self, weights, grads, state):
+        del grads
+        return list(weights), state
+
+
 class Adam(InnerOptimizer):
     """Adam as TF1's `AdamOptimizer` computes it.
 

@@ -8,6 +8,8 @@ from PIL import Image, ImageDraw
 #: (name, RGB) of each curve, in the legend's order.
 COLOURS = {"true": (0, 0, 0), "before adaptation": (70, 110, 230),
            "after adaptation": (220, 40, 40), "support points": (20, 150, 60)}
+#: Colours of other runs' adapted fits (`Fit.others`), in order.
+OTHER_COLOURS = ((230, 150, 0), (150, 60, 200), (0, 170, 170), (120, 120, 120))
 
 
 class Fit(NamedTuple):
@@ -16,6 +18,8 @@ class Fit(NamedTuple):
     grid: `[P]` inputs, increasing. true, before, after: `[P]` the true
     function and the predictions before and after adaptation at `grid`.
     support_x, support_y: `[K]` the points adapted on.
+    others: `(label, [P] curve)` pairs: other runs' predictions after
+      adaptation on the same task (e.g. a baseline beside MAML).
     """
 
     grid: np.ndarray
@@ -24,6 +28,7 @@ class Fit(NamedTuple):
     after: np.ndarray
     support_x: np.ndarray
     support_y: np.ndarray
+    others: tuple = ()
 
 
 def _panel(fit: Fit, size: tuple[int, int], y_limit: float) -> Image.Image:
@@ -41,6 +46,8 @@ def _panel(fit: Fit, size: tuple[int, int], y_limit: float) -> Image.Image:
     for name, ys in (("true", fit.true), ("before adaptation", fit.before),
                      ("after adaptation", fit.after)):
         draw.line([px(x, y) for x, y in zip(fit.grid, ys)], fill=COLOURS[name], width=2)
+    for (_, ys), colour in zip(fit.others, OTHER_COLOURS):
+        draw.line([px(x, y) for x, y in zip(fit.grid, ys)], fill=colour, width=2)
     for x, y in zip(fit.support_x, fit.support_y):
         cx, cy = px(x, y)
         draw.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=COLOURS["support points"])
@@ -66,7 +73,9 @@ def draw_fits(fits: Sequence[Fit], size: tuple[int, int] = (320, 240),
     canvas = Image.new("RGB", (width * len(fits), height + 20), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     x = 4
-    for name, colour in COLOURS.items():
+    legend = list(COLOURS.items()) + list(zip((label for label, _ in fits[0].others),
+                                              OTHER_COLOURS))
+    for name, colour in legend:
         draw.rectangle([x, 6, x + 10, 14], fill=colour)
         draw.text((x + 14, 4), name, fill=(0, 0, 0))
         x += 20 + int(draw.textlength(name))

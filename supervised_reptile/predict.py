@@ -13,10 +13,9 @@ become labels 0..n-1, n <= the model's N; any number of images per class),
 import json
 import os
 import sys
-from typing import Sequence
-
 import numpy as np
 
+from supervised_reptile import config as config_lib
 from supervised_reptile.data import miniimagenet, omniglot
 from supervised_reptile.data.class_pool import PIXEL_SCALE
 
@@ -56,7 +55,8 @@ def predict(model_dir: str, support_dir: str, query_dir: str) -> list[tuple[str,
     """`[(query file name, predicted class name)]`."""
     with open(os.path.join(model_dir, "supervised_reptile.json")) as f:
         meta = json.load(f)
-    read_image = READERS[meta["config"]["dataset"]]
+    # Models exported by earlier versions hold the flat configuration.
+    read_image = READERS[config_lib.from_dict(meta["config"]).data.dataset]
     support, labels, names = read_support(support_dir, read_image)
     if len(names) > meta["num_classes"]:
         raise ValueError(f"{len(names)} classes in {support_dir!r}, but the model was trained "
@@ -73,17 +73,6 @@ def predict(model_dir: str, support_dir: str, query_dir: str) -> list[tuple[str,
             for q, p in zip(queries, out["predictions"].numpy())]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from supervised_reptile.commands import parse_predict_args
-    args = parse_predict_args(argv)
-    try:
-        for name, label in predict(args.model, args.support, args.query):
-            print(f"{name}\t{label}")
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from supervised_reptile import cli
+    sys.exit(cli.predict_main(sys.argv[1:]))

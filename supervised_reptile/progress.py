@@ -14,9 +14,9 @@ MODES = ("auto", "on", "off")
 
 
 def wanted(mode: str, stream: TextIO) -> bool:
-    """Whether to draw a bar for `--progress mode` on `stream`."""
+    """Whether to draw a bar for progress mode `mode` on `stream`."""
     if mode not in MODES:
-        raise ValueError(f"--progress {mode!r}; valid: {MODES}")
+        raise ValueError(f"progress mode {mode!r}; valid: {MODES}")
     if mode == "auto":
         return hasattr(stream, "isatty") and stream.isatty()
     return mode == "on"

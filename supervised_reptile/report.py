@@ -21,9 +21,9 @@ from typing import Callable
 
 import numpy as np
 
+from supervised_reptile.config import RESULT_FORMATS as FORMATS
 from supervised_reptile.evaluate import accuracy, confidence_interval
 
-FORMATS = (".json", ".csv")
 #: Printed split names, in the original's order.
 SPLIT_TITLES = {"train": "Train", "val": "Validation", "test": "Test"}
 
@@ -76,9 +76,10 @@ def mse_line(when: str, errors: np.ndarray) -> str:
       errors: float `[tasks, steps + 1]` per-task query MSE after each step.
     """
     steps = errors.shape[1] - 1
+    before, after = confidence_interval(errors[:, 0]), confidence_interval(errors[:, -1])
     return (f"Held-out MSE {when} meta-training (95% CI over {len(errors)} tasks): "
-            "before adaptation %.4f +- %.4f, after %d steps %.4f +- %.4f"
-            % (*confidence_interval(errors[:, 0]), steps, *confidence_interval(errors[:, -1])))
+            f"before adaptation {before[0]:.4f} +- {before[1]:.4f}, "
+            f"after {steps} steps {after[0]:.4f} +- {after[1]:.4f}")
 
 
 def _json_record(counts: np.ndarray, num_classes: int) -> dict:

@@ -1,14 +1,16 @@
 """A sinusoid regression run from a `Config`: what `run_sinusoid.py` calls.
 
-Reptile, FOML (`--foml`) and MAML (`--maml`) train
-on the same tasks with the same flags as the image runs; the loss is the mean
-squared error. Regression has no accuracy, so the loop is this module's own
-(the annealing of `--meta-step` is `train.meta_step_size`). The same
-`--eval-samples` held-out tasks are scored before and after meta-training.
+Reptile, FOML, MAML and the MAML paper's two baselines ("pretrained" and
+"oracle", `algorithms.Pretrained`) train on the same tasks through the same
+build step and are scored by the same evaluation code as the image runs,
+with the mean squared error as the score. Regression has no accuracy to
+monitor, so the training loop is this module's own (the annealing of the
+meta-step is `train.meta_step_size`). The same held-out tasks are scored
+before and after meta-training.
 
-Writes to `--checkpoint`: `config.json`, `model.ckpt-<last>`, TensorBoard
-scalars (the meta-step's losses) and image (`fits`) under `train/`, and
-`sinusoid.png`.
+Writes to the run's checkpoint folder: `config.json`, `model.ckpt-<last>`,
+TensorBoard scalars (the meta-step's losses) and image (`fits`) under
+`train/`, and `sinusoid.png` (with the fits of the `compare` runs, if any).
 """
 
 import os
@@ -17,73 +19,100 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from supervised_reptile import report, sinusoid
-from supervised_reptile.algorithms import FOML, MAML, Algorithm, Reptile
+from supervised_reptile import config as config_lib, report, sinusoid
+from supervised_reptile.algorithms import Algorithm
+from supervised_reptile.build import build_algorithm, task_specs
 from supervised_reptile.config import Config
 from supervised_reptile.episodes import FINAL_EVAL_STREAM, TRAIN_STREAM
-from supervised_reptile.evaluate import evaluate, squared_errors
-from supervised_reptile.experiment import task_specs
-from supervised_reptile.optimizers import make_optimizer
+from supervised_reptile.evaluate import evaluate, outputs_of, squared_errors
 from supervised_reptile.picture import Fit, draw_fits, save_png
 from supervised_reptile.train import meta_step_size
 
 #: Held-out tasks drawn in the picture.
 PICTURE_TASKS = 4
+CHECKPOINT_NAME = "model.ckpt"
 
 
-def build_algorithm(config: Config) -> Algorithm:
-    """The regressor and the algorithm the configuration names (MSE loss)."""
-    model = sinusoid.build_sinusoid_model(config.seed)
-    if config.maml:
-        return MAML(model, config.maml_inner_lr, config.meta_lr,
-                    first_order=config.maml_first_order, transductive=True, loss_fn=sinusoid.mse)
-    optimizer = make_optimizer("sgd" if config.sgd else "adam", config.learning_rate)
-    cls = FOML if config.foml else Reptile
-    # No batch norm: transductive prediction is the plain forward pass.
-    return cls(model, optimizer, weight_decay=config.weight_decay, transductive=True,
-               loss_fn=sinusoid.mse)
+def _oracle(config: Config) -> bool:
+    return config.meta.algorithm == "oracle"
 
 
-def _predict(model, x) -> np.ndarray:
-    return model(x, training=True).numpy()[:, 0]
+def held_out_tasks(config: Config) -> tf.data.Dataset:
+    """The run's held-out evaluation tasks (the same for every algorithm and seed)."""
+    _, eval_spec = task_specs(config)
+    return sinusoid.eval_dataset(eval_spec, config.run.seed, FINAL_EVAL_STREAM,
+                                 config.eval.eval_samples, _oracle(config))
 
 
-def evaluate_mse(algorithm, held_out) -> np.ndarray:
+def evaluate_mse(algorithm: Algorithm, held_out: tf.data.Dataset,
+                 tasks_at_once: int = 16) -> np.ndarray:
     """Per-task query MSE before adaptation and after each inner step.
 
     Returns:
       float64 `[num_tasks, eval_iters + 1]`.
     """
-    num_tasks = int(held_out.cardinality())
-    return evaluate(algorithm, held_out, num_tasks, tasks_at_once=1, score=squared_errors,
-                    every_step=True)
+    return evaluate(algorithm, held_out, int(held_out.cardinality()), tasks_at_once,
+                    score=squared_errors, every_step=True)
 
 
-def fits(algorithm, held_out, count: int = PICTURE_TASKS) -> list[Fit]:
-    """The picture's curves for the first `count` held-out tasks."""
-    out = []
-    for episode in held_out.take(count):
-        before = _predict(algorithm.model, episode.query_images)
-        after = _predict(algorithm.adapt(episode), episode.query_images)
-        out.append(Fit(episode.query_images.numpy()[:, 0], episode.query_labels.numpy(),
-                       before, after, episode.support_images.numpy()[:, 0],
-                       episode.support_labels.numpy()))
+def _curves(algorithm: Algorithm, episodes: list) -> np.ndarray:
+    """`[tasks, steps + 1, points]` predictions on the tasks' query grids."""
+    return outputs_of(algorithm, episodes, every_step=True, size=len(episodes))[..., 0]
+
+
+def fits(algorithm: Algorithm, held_out: tf.data.Dataset, others: dict | None = None,
+         count: int = PICTURE_TASKS) -> list[Fit]:
+    """The picture's curves for the first `count` held-out tasks.
+
+    Args:
+      others: label -> `[count, points]` adapted predictions of other runs.
+    """
+    episodes = list(held_out.take(count))
+    curves = _curves(algorithm, episodes)
+    return [Fit(e.query_images.numpy()[:, 0], e.query_labels.numpy(), c[0], c[-1],
+                e.support_images.numpy()[:, 0], e.support_labels.numpy(),
+                tuple((label, other[t]) for label, other in (others or {}).items()))
+            for t, (e, c) in enumerate(zip(episodes, curves))]
+
+
+def compared_fits(directories, seed: int, eval_samples: int,
+                  count: int = PICTURE_TASKS) -> dict[str, np.ndarray]:
+    """Label -> adapted predictions `[count, points]` of earlier runs, restored
+    from their folders, on this run's held-out tasks (same seed and count)."""
+    out = {}
+    for directory in directories:
+        saved = config_lib.read(directory)
+        if saved is None:
+            raise FileNotFoundError(f"no {config_lib.CONFIG_FILE} in {directory!r}: not a "
+                                    "sinusoid run's folder")
+        config = config_lib.from_dict(saved, seed=seed, eval_samples=eval_samples)
+        algorithm = build_algorithm(config)
+        path = tf.train.latest_checkpoint(directory)
+        if path is None:
+            raise FileNotFoundError(f"no checkpoint in {directory!r}")
+        tf.train.Checkpoint(model=algorithm.model, optimizer=algorithm.optimizer).restore(
+            path).assert_existing_objects_matched()
+        episodes = list(held_out_tasks(config).take(count))
+        label = f"{config.meta.algorithm} ({os.path.basename(os.path.normpath(directory))})"
+        out[label] = _curves(algorithm, episodes)[:, -1]
     return out
 
 
-def _report(algorithm, held_out, when: str, log_fn) -> float:
-    errors = evaluate_mse(algorithm, held_out)
+def _report(algorithm, held_out, when: str, tasks_at_once: int, log_fn) -> float:
+    errors = evaluate_mse(algorithm, held_out, tasks_at_once)
     log_fn(report.mse_line(when, errors))
     return float(errors[:, -1].mean())
 
 
 def _train(algorithm, config: Config, writer, log_fn) -> None:
     train_spec, _ = task_specs(config)
-    tasks = iter(sinusoid.train_dataset(train_spec, config.seed, config.meta_batch, TRAIN_STREAM))
-    for i in range(config.meta_iters):
-        step = meta_step_size(i, config.meta_iters, config.meta_step, config.meta_step_final)
+    meta = config.meta
+    tasks = iter(sinusoid.train_dataset(train_spec, config.run.seed, meta.meta_batch,
+                                        TRAIN_STREAM, _oracle(config)))
+    for i in range(meta.meta_iters):
+        step = meta_step_size(i, meta.meta_iters, meta.meta_step, meta.meta_step_final)
         metrics = algorithm.meta_step(next(tasks), step)
-        if i % config.eval_interval == 0 or i == config.meta_iters - 1:
+        if i % config.eval.eval_interval == 0 or i == meta.meta_iters - 1:
             values = {k: float(v) for k, v in metrics.items()}
             with writer.as_default():
                 for name, value in values.items():
@@ -98,25 +127,25 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
       `{"mse_before_training", "mse_after_training"}`: mean post-adaptation
       query MSE over the held-out tasks.
     """
-    _, eval_spec = task_specs(config)
-    held_out = sinusoid.eval_dataset(eval_spec, config.seed, FINAL_EVAL_STREAM,
-                                     config.eval_samples)
+    held_out = held_out_tasks(config)
     algorithm = build_algorithm(config)
-    config.save(config.checkpoint)
-    writer = tf.summary.create_file_writer(os.path.join(config.checkpoint, "train"))
-    results = {"mse_before_training": _report(algorithm, held_out, "before", log_fn)}
+    run_dir, at_once = config.run.checkpoint, config.performance.eval_tasks_at_once
+    config_lib.save(config, run_dir)
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "train"))
+    results = {"mse_before_training": _report(algorithm, held_out, "before", at_once, log_fn)}
     log_fn("Training...")
     _train(algorithm, config, writer, log_fn)
     log_fn("Evaluating...")
-    results["mse_after_training"] = _report(algorithm, held_out, "after", log_fn)
+    results["mse_after_training"] = _report(algorithm, held_out, "after", at_once, log_fn)
     checkpoint = tf.train.Checkpoint(model=algorithm.model, optimizer=algorithm.optimizer)
-    tf.train.CheckpointManager(checkpoint, config.checkpoint, max_to_keep=1,
-                               checkpoint_name="model.ckpt").save(config.meta_iters - 1)
-    image = draw_fits(fits(algorithm, held_out))
-    path = os.path.join(config.checkpoint, "sinusoid.png")
+    tf.train.CheckpointManager(checkpoint, run_dir, max_to_keep=1,
+                               checkpoint_name=CHECKPOINT_NAME).save(config.meta.meta_iters - 1)
+    others = compared_fits(config.run.compare, config.run.seed, config.eval.eval_samples)
+    image = draw_fits(fits(algorithm, held_out, others))
+    path = os.path.join(run_dir, "sinusoid.png")
     save_png(image, path)
     with writer.as_default():
-        tf.summary.image("fits", image[None], step=config.meta_iters)
+        tf.summary.image("fits", image[None], step=config.meta.meta_iters)
     writer.flush()
     log_fn(f"Wrote {path}")
     return results

@@ -17,7 +17,6 @@ resume is exact, so the repeated points lie on the old ones (only the timing
 scalars differ).
 """
 
-import dataclasses
 import os
 
 import numpy as np
@@ -82,12 +81,12 @@ class Summaries:
 
     def hparams(self, config: Config, final_splits) -> None:
         """Declares the HParams experiment and this session's values."""
-        values = {k: _hparam_value(v) for k, v in dataclasses.asdict(config).items()}
+        values = {k: _hparam_value(v) for k, v in config.flat().items()}
         metrics = [hp.Metric(f"final_accuracy/{s}", display_name=f"{s} accuracy")
                    for s in final_splits]
         with self.root.as_default():
             hp.hparams_config(hparams=[hp.HParam(k) for k in values], metrics=metrics)
-            hp.hparams(values, trial_id=os.path.basename(os.path.abspath(config.checkpoint)))
+            hp.hparams(values, trial_id=os.path.basename(os.path.abspath(config.run.checkpoint)))
         self.root.flush()
 
     def episode(self, images, num_classes: int, step: int) -> None:

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, TINY_RUN_FLAGS, run_script
-from supervised_reptile import checkpoints, models
+from supervised_reptile import checkpoints, config as config_lib, models
 from supervised_reptile.config import Config
 from supervised_reptile.optimizers import Adam
 
@@ -34,8 +34,9 @@ def _training_tensors(path):
 
 
 def test_mismatches_name_the_flags_and_allow_evaluation_changes():
-    saved = dataclasses.asdict(Config(classes=5, meta_iters=100, eval_samples=10))
-    now = Config(classes=20, sgd=True, meta_iters=500, eval_samples=99, transductive=True)
+    saved = dataclasses.asdict(Config.from_flat(classes=5, meta_iters=100, eval_samples=10))
+    now = Config.from_flat(classes=20, sgd=True, meta_iters=500, eval_samples=99,
+                           transductive=True)
     diffs = checkpoints.mismatches(saved, now)
     assert diffs == ["--classes was 5 in the checkpoint's run, is 20 now",
                      "--sgd was False in the checkpoint's run, is True now"]
@@ -44,16 +45,36 @@ def test_mismatches_name_the_flags_and_allow_evaluation_changes():
 
 
 def test_incompatible_checkpoint_is_refused_with_one_line(tmp_path):
-    checkpoints.save_config(Config(classes=5, foml=True), str(tmp_path))
+    config_lib.save(Config.from_flat(classes=5, algorithm="foml"), str(tmp_path))
     with pytest.raises(ValueError) as err:
-        checkpoints.check_compatible(str(tmp_path), Config(classes=5))
+        checkpoints.check_compatible(str(tmp_path), Config.from_flat(classes=5))
     message = str(err.value)
     assert "\n" not in message
     assert "--foml was True in the checkpoint's run, is False now" in message
     assert "--restart" in message
     # --pretrained only needs the variables to fit.
-    checkpoints.check_compatible(str(tmp_path), Config(classes=5),
+    checkpoints.check_compatible(str(tmp_path), Config.from_flat(classes=5),
                                  checkpoints.STRUCTURE_FIELDS)
+
+
+def test_a_flat_config_json_of_an_earlier_version_is_still_compared(tmp_path):
+    # Earlier versions wrote every field flat, with the foml/maml switches.
+    old = dict(Config.from_flat(classes=5, seed=3).flat(), foml=True, maml=False)
+    del old["algorithm"]
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    same = Config.from_flat(classes=5, seed=3, algorithm="foml", eval_samples=7)
+    checkpoints.check_compatible(str(tmp_path), same)
+    with pytest.raises(ValueError, match="--foml was True in the checkpoint's run, is False now"):
+        checkpoints.check_compatible(str(tmp_path), same.replace(algorithm="reptile"))
+    with pytest.raises(ValueError, match="--maml was False in the checkpoint's run, is True now"):
+        checkpoints.check_compatible(str(tmp_path), same.replace(algorithm="maml"),
+                                     checkpoints.STRUCTURE_FIELDS)
+
+
+def test_an_unreadable_config_json_names_the_way_out(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read .*; use --restart to start over"):
+        checkpoints.check_compatible(str(tmp_path), Config())
 
 
 def test_save_and_restore_carry_the_iteration_and_optimizer_state(tmp_path):
@@ -95,13 +116,14 @@ def test_a_model_of_another_shape_is_refused(tmp_path):
 def test_restart_deletes_only_the_runs_files(tmp_path):
     ck, _, _ = _run_checkpoint(tmp_path)
     ck.save(0)
-    checkpoints.save_config(Config(checkpoint=str(tmp_path)), str(tmp_path))
+    config_lib.save(Config.from_flat(checkpoint=str(tmp_path)), str(tmp_path))
     os.makedirs(tmp_path / "train")
     (tmp_path / "train" / "events.out.tfevents.1.x.v2").write_text("")
     (tmp_path / "notes.txt").write_text("mine")
     ck = _run_checkpoint(tmp_path)[0]
     lines = []
-    start = checkpoints.prepare(ck, Config(checkpoint=str(tmp_path), restart=True), lines.append)
+    start = checkpoints.prepare(ck, Config.from_flat(checkpoint=str(tmp_path), restart=True),
+                                lines.append)
     assert start == 0 and ck.latest is None
     assert sorted(os.listdir(tmp_path)) == ["notes.txt", "train"]
     assert os.listdir(tmp_path / "train") == []
@@ -198,4 +220,4 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tiny_run, tmp_path):
     assert set(killed_out.splitlines()) <= set(uninterrupted)
     assert [l for l in resumed.stdout.splitlines() if "accuracy" in l] == \
         [l for l in uninterrupted if "accuracy" in l]
-    assert json.loads((tmp_path / "ck" / "config.json").read_text())["meta_iters"] == 20
+    assert json.loads((tmp_path / "ck" / "config.json").read_text())["meta"]["meta_iters"] == 20

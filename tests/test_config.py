@@ -1,299 +1,103 @@
-"""Tests of `supervised_reptile.config`: the original's flags, the README commands and the presets
-(ORIGINAL.md 1, 1.1, 1.2)."""
+"""Tests of `supervised_reptile.config`: the grouped Config, its flat view and config.json."""
 
 import dataclasses
 import json
-import re
-import shlex
 
 import pytest
 
-from supervised_reptile.config import DATASETS, PRESETS, Config, build_parser, parse_args
-
-# The original's flags and defaults (ORIGINAL.md section 1), as --help prints them.
-ORIGINAL_DEFAULTS = {
-    "--pretrained": False,
-    "--seed": 0,
-    "--checkpoint": "model_checkpoint",
-    "--classes": 5,
-    "--shots": 5,
-    "--train-shots": 0,
-    "--inner-batch": 5,
-    "--inner-iters": 20,
-    "--replacement": False,
-    "--learning-rate": 1e-3,
-    "--meta-step": 0.1,
-    "--meta-step-final": 0.1,
-    "--meta-batch": 1,
-    "--meta-iters": 400000,
-    "--eval-batch": 5,
-    "--eval-iters": 50,
-    "--eval-samples": 10000,
-    "--eval-interval": 10,
-    "--weight-decay": 1.0,
-    "--transductive": False,
-    "--foml": False,
-    "--foml-tail": None,
-    "--sgd": False,
-}
+from supervised_reptile import config as config_lib
+from supervised_reptile.config import Config
+from supervised_reptile.presets import MAML_PRESETS, PRESETS, SINUSOID_DEFAULTS
+from supervised_reptile.flags import parse_args
 
 
-def help_defaults(capsys, dataset):
-    with pytest.raises(SystemExit) as e:
-        parse_args(["--help"], dataset)
-    assert e.value.code == 0
-    out = capsys.readouterr().out
-    assert "options:" in out
-    body = " ".join(out.split("options:", 1)[1].split())  # undo line wrapping
-    found = {}
-    for m in re.finditer(r"(--[a-z][a-z-]*)(?![a-z-])", body):
-        flag = m.group(1)
-        if flag in found:
-            continue
-        d = re.compile(r"\(default: ([^)]*)\)").search(body, m.end())
-        found[flag] = d.group(1) if d else None
-    return found
+def test_every_field_name_is_unique_across_groups():
+    names = [f.name for group in dataclasses.fields(Config)
+             for f in dataclasses.fields(group.type)]
+    assert len(names) == len(set(names)) == len(Config().flat())
 
 
-def same_default(printed, expected):
-    if isinstance(expected, bool) or expected is None:
-        return printed == str(expected)
-    if isinstance(expected, (int, float)):
-        return float(printed) == float(expected)
-    return printed == expected
+def test_every_field_is_documented():
+    for group in dataclasses.fields(Config):
+        doc = group.type.__doc__
+        for field in dataclasses.fields(group.type):
+            assert f"      {field.name}: " in doc, (group.name, field.name)
 
 
-@pytest.mark.parametrize("dataset", DATASETS)
-def test_help_lists_every_original_flag_with_its_default(capsys, dataset):
-    found = help_defaults(capsys, dataset)
-    for flag, default in ORIGINAL_DEFAULTS.items():
-        assert flag in found, flag
-        assert same_default(found[flag], default), (flag, found[flag], default)
-    assert found["--data-dir"] == f"data/{dataset}"
-    if dataset == "omniglot":
-        assert found["--train-characters"] == "1200"
-    else:
-        assert "--train-characters" not in found
+def test_from_flat_flat_and_replace():
+    config = Config.from_flat(classes=20, sgd=True, algorithm="foml", seed=3)
+    assert (config.task.classes, config.inner.sgd, config.meta.algorithm, config.run.seed) == \
+        (20, True, "foml", 3)
+    assert Config.from_flat(**config.flat()) == config
+    changed = config.replace(classes=5, export="x")
+    assert (changed.task.classes, changed.run.export, changed.inner.sgd) == (5, "x", True)
+    assert config.task.classes == 20  # frozen: replace makes a copy
+    with pytest.raises(TypeError, match="unknown Config fields: \\['foml'\\]"):
+        Config.from_flat(foml=True)
 
 
-def test_train_characters_is_omniglot_only(capsys):
-    assert parse_args(["--train-characters", "1000"], "omniglot").train_characters == 1000
-    with pytest.raises(SystemExit) as e:
-        parse_args(["--train-characters", "1000"], "miniimagenet")
-    assert e.value.code == 2
-    assert "--train-characters" in capsys.readouterr().err
+@pytest.mark.parametrize("fields", [f for _, f in {**PRESETS, **MAML_PRESETS}.values()]
+                         + [SINUSOID_DEFAULTS])
+def test_presets_name_only_config_fields(fields):
+    assert set(Config.from_flat(**fields).flat().items()) >= set(fields.items())
 
 
-def test_unknown_dataset():
-    with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
-        build_parser("cifar")
-
-
-@pytest.mark.parametrize("dataset", DATASETS)
-def test_defaults_equal_the_original(dataset):
-    cfg = parse_args([], dataset)
-    expected = dict(pretrained=False, seed=0, checkpoint="model_checkpoint", classes=5, shots=5,
-                    train_shots=0, inner_batch=5, inner_iters=20, replacement=False,
-                    learning_rate=0.001, meta_step=0.1, meta_step_final=0.1, meta_batch=1,
-                    meta_iters=400000, eval_batch=5, eval_iters=50, eval_samples=10000,
-                    eval_interval=10, weight_decay=1.0, transductive=False, foml=False,
-                    foml_tail=None, sgd=False)
-    for name, value in expected.items():
-        got = getattr(cfg, name)
-        assert got == value and type(got) is type(value), (name, got, value)
-    assert cfg.dataset == dataset
-    assert cfg.data_dir == f"data/{dataset}"
-    assert cfg.train_characters == 1200
-    assert cfg.effective_train_shots == 5
-
-
-# ---------------------------------------------------------------- README paper commands
-
-PAPER_COMMANDS = {
-    "o15t": ("omniglot", "--shots 1 --inner-batch 10 --inner-iters 5 --meta-step 1 --meta-batch 5 "
-             "--meta-step-final 0 --meta-iters 100000 --eval-batch 5 --eval-iters 50 "
-             "--learning-rate 0.001 --train-shots 10 --checkpoint ckpt_o15t --transductive"),
-    "m15t": ("miniimagenet", "--shots 1 --inner-batch 10 --inner-iters 8 --meta-step 1 "
-             "--meta-batch 5 --meta-step-final 0 --meta-iters 100000 --eval-batch 5 "
-             "--eval-iters 50 --learning-rate 0.001 --train-shots 15 --checkpoint ckpt_m15t "
-             "--transductive"),
-    "m55": ("miniimagenet", "--inner-batch 10 --inner-iters 8 --meta-step 1 --meta-batch 5 "
-            "--meta-step-final 0 --meta-iters 100000 --eval-batch 15 --eval-iters 50 "
-            "--learning-rate 0.001 --train-shots 15 --checkpoint ckpt_m55"),
-    "m15": ("miniimagenet", "--shots 1 --inner-batch 10 --inner-iters 8 --meta-step 1 "
-            "--meta-batch 5 --meta-step-final 0 --meta-iters 100000 --eval-batch 5 "
-            "--eval-iters 50 --learning-rate 0.001 --train-shots 15 --checkpoint ckpt_m15"),
-    "o55": ("omniglot", "--inner-batch 10 --inner-iters 5 --meta-step 1 --meta-batch 5 "
-            "--meta-step-final 0 --meta-iters 100000 --eval-batch 5 --eval-iters 50 "
-            "--learning-rate 0.001 --train-shots 10 --checkpoint ckpt_o55"),
-    "o15": ("omniglot", "--shots 1 --inner-batch 10 --inner-iters 5 --meta-step 1 --meta-batch 5 "
-            "--meta-step-final 0 --meta-iters 100000 --eval-batch 5 --eval-iters 50 "
-            "--learning-rate 0.001 --train-shots 10 --checkpoint ckpt_o15"),
-    "o120": ("omniglot", "--shots 1 --classes 20 --inner-batch 20 --inner-iters 10 --meta-step 1 "
-             "--meta-batch 5 --meta-step-final 0 --meta-iters 200000 --eval-batch 10 "
-             "--eval-iters 50 --learning-rate 0.0005 --train-shots 10 --checkpoint ckpt_o120"),
-    "o520": ("omniglot", "--classes 20 --inner-batch 20 --inner-iters 10 --meta-step 1 "
-             "--meta-batch 5 --meta-step-final 0 --meta-iters 200000 --eval-batch 10 "
-             "--eval-iters 50 --learning-rate 0.0005 --train-shots 10 --checkpoint ckpt_o520"),
-}
-
-# ORIGINAL.md 1.1 table: N, K, K_train, inner-batch, inner-iters, meta-iters, eval-batch, lr, transductive.
-PAPER_TABLE = {
-    "o15t": (5, 1, 10, 10, 5, 100000, 5, 0.001, True),
-    "m15t": (5, 1, 15, 10, 8, 100000, 5, 0.001, True),
-    "m55": (5, 5, 15, 10, 8, 100000, 15, 0.001, False),
-    "m15": (5, 1, 15, 10, 8, 100000, 5, 0.001, False),
-    "o55": (5, 5, 10, 10, 5, 100000, 5, 0.001, False),
-    "o15": (5, 1, 10, 10, 5, 100000, 5, 0.001, False),
-    "o120": (20, 1, 10, 20, 10, 200000, 10, 0.0005, False),
-    "o520": (20, 5, 10, 20, 10, 200000, 10, 0.0005, False),
-}
-
-
-def paper_config(name):
-    dataset, line = PAPER_COMMANDS[name]
-    return parse_args(shlex.split(line), dataset)
-
-
-@pytest.mark.parametrize("name", sorted(PAPER_COMMANDS))
-def test_paper_commands_parse(name):
-    cfg = paper_config(name)
-    n, k, k_train, ib, ii, mi, eb, lr, trans = PAPER_TABLE[name]
-    assert cfg.dataset == PAPER_COMMANDS[name][0]
-    assert (cfg.classes, cfg.shots, cfg.train_shots, cfg.inner_batch, cfg.inner_iters,
-            cfg.meta_iters, cfg.eval_batch, cfg.learning_rate, cfg.transductive) == \
-        (n, k, k_train, ib, ii, mi, eb, lr, trans)
-    assert cfg.checkpoint == f"ckpt_{name}"
-    assert cfg.effective_train_shots == k_train
-    # Shared by all eight.
-    assert (cfg.meta_step, cfg.meta_step_final, cfg.meta_batch, cfg.eval_iters) == (1.0, 0.0, 5, 50)
-    # Never set by them: the original's defaults.
-    assert (cfg.seed, cfg.replacement, cfg.eval_samples, cfg.eval_interval, cfg.weight_decay,
-            cfg.foml, cfg.foml_tail, cfg.sgd, cfg.pretrained) == \
-        (0, False, 10000, 10, 1.0, False, None, False, False)
-
-
-@pytest.mark.parametrize("name", sorted(PAPER_COMMANDS))
-def test_preset_equals_paper_command(name):
-    dataset, _ = PAPER_COMMANDS[name]
-    assert PRESETS[name][0] == dataset
-    preset = parse_args(["--preset", name], dataset)
-    assert preset == dataclasses.replace(paper_config(name), checkpoint=preset.checkpoint)
-    assert preset.checkpoint == "model_checkpoint"
-
-
-def test_presets_cover_exactly_the_paper_commands():
-    assert set(PRESETS) == set(PAPER_COMMANDS)
-
-
-def test_explicit_flags_override_a_preset():
-    cfg = parse_args(["--preset", "o15", "--shots", "5", "--meta-batch", "2",
-                      "--checkpoint", "x"], "omniglot")
-    assert (cfg.shots, cfg.meta_batch, cfg.checkpoint) == (5, 2, "x")
-    assert (cfg.train_shots, cfg.inner_iters, cfg.meta_step_final) == (10, 5, 0.0)
-    # Order does not matter, and an explicit value equal to the original default still wins.
-    cfg = parse_args(["--meta-step-final", "0.1", "--eval-batch", "5", "--preset", "m55"],
-                     "miniimagenet")
-    assert (cfg.meta_step_final, cfg.eval_batch, cfg.train_shots) == (0.1, 5, 15)
-    assert parse_args(["--preset", "o120", "--classes", "5"], "omniglot").classes == 5
-
-
-def test_preset_of_the_other_dataset_is_rejected(capsys):
-    with pytest.raises(SystemExit) as e:
-        parse_args(["--preset", "m55"], "omniglot")
-    assert e.value.code == 2
-    assert "m55" in capsys.readouterr().err
-
-
-# ---------------------------------------------------------------- gradient-combination commands
-
-GRAD_SHARED = ("--sgd --seed 0 --inner-batch 25 --learning-rate 0.003 --meta-step-final 0 "
-               "--meta-iters 40000 --eval-batch 25 --eval-iters 5 --eval-interval 1")
-GRAD_COMMANDS = {
-    "g1": "--inner-iters 1 --train-shots 5 --meta-step 0.25 --checkpoint g1",
-    "g1_g2": "--inner-iters 2 --train-shots 10 --meta-step 0.25 --checkpoint g1_g2",
-    "half_g1_g2": "--inner-iters 2 --train-shots 10 --meta-step 0.125 --checkpoint half_g1_g2",
-    "g2": "--foml --inner-iters 2 --train-shots 10 --meta-step 0.25 --checkpoint g2",
-    "g1_g2_g3": "--inner-iters 3 --train-shots 15 --meta-step 0.25 --checkpoint g1_g2_g3",
-    "third_g1_g2_g3": ("--inner-iters 3 --train-shots 15 --meta-step 0.08325 "
-                       "--checkpoint third_g1_g2_g3"),
-    "g3": "--foml --inner-iters 3 --train-shots 15 --meta-step 0.25 --checkpoint g3",
-    "g4": "--foml --inner-iters 4 --train-shots 20 --meta-step 0.25 --checkpoint g4",
-    "g1_g2_g3_g4": "--inner-iters 4 --train-shots 20 --meta-step 0.25 --checkpoint g1_g2_g3_g4",
-    "fourth_g1_g2_g3_g4": ("--inner-iters 4 --train-shots 20 --meta-step 0.0625 "
-                           "--checkpoint fourth_g1_g2_g3_g4"),
-}
-# ORIGINAL.md 1.2: inner-iters, train-shots, meta-step, foml.
-GRAD_TABLE = {
-    "g1": (1, 5, 0.25, False),
-    "g1_g2": (2, 10, 0.25, False),
-    "half_g1_g2": (2, 10, 0.125, False),
-    "g2": (2, 10, 0.25, True),
-    "g1_g2_g3": (3, 15, 0.25, False),
-    "third_g1_g2_g3": (3, 15, 0.08325, False),
-    "g3": (3, 15, 0.25, True),
-    "g4": (4, 20, 0.25, True),
-    "g1_g2_g3_g4": (4, 20, 0.25, False),
-    "fourth_g1_g2_g3_g4": (4, 20, 0.0625, False),
-}
-
-
-@pytest.mark.parametrize("name", sorted(GRAD_COMMANDS))
-def test_gradient_combination_commands_parse(name):
-    cfg = parse_args(shlex.split(f"{GRAD_SHARED} {GRAD_COMMANDS[name]}"), "omniglot")
-    ii, ts, ms, foml = GRAD_TABLE[name]
-    assert (cfg.inner_iters, cfg.train_shots, cfg.meta_step, cfg.foml) == (ii, ts, ms, foml)
-    assert cfg.checkpoint == name
-    assert (cfg.sgd, cfg.seed, cfg.inner_batch, cfg.learning_rate, cfg.meta_step_final,
-            cfg.meta_iters, cfg.eval_batch, cfg.eval_iters, cfg.eval_interval) == \
-        (True, 0, 25, 0.003, 0.0, 40000, 25, 5, 1)
-    # Defaults: 5-way, K = 5, meta-batch 1, non-transductive, no tail.
-    assert (cfg.classes, cfg.shots, cfg.meta_batch, cfg.transductive, cfg.foml_tail) == \
-        (5, 5, 1, False, None)
-    # train-shots = 5 x inner-iters: one disjoint pass of 25-sample batches.
-    assert cfg.effective_train_shots * cfg.classes == cfg.inner_batch * cfg.inner_iters
-
-
-def test_foml_tail_and_types():
-    cfg = parse_args(["--foml", "--foml-tail", "2", "--weight-decay", "0.5", "--seed", "7",
-                      "--pretrained", "--replacement", "--data-dir", "/d"], "omniglot")
-    assert cfg.foml and cfg.foml_tail == 2 and isinstance(cfg.foml_tail, int)
-    assert cfg.weight_decay == 0.5 and cfg.seed == 7 and cfg.pretrained and cfg.replacement
-    assert cfg.data_dir == "/d"
-
-
-def test_bad_flag_value_exits(capsys):
-    with pytest.raises(SystemExit) as e:
-        parse_args(["--shots", "two"], "omniglot")
-    assert e.value.code == 2
-    assert "--shots" in capsys.readouterr().err
-
-
-# ---------------------------------------------------------------- Config
-
-def test_effective_train_shots():
-    assert Config(shots=3, train_shots=0).effective_train_shots == 3
-    assert Config(shots=3, train_shots=10).effective_train_shots == 10
-    assert parse_args(["--shots", "2"], "omniglot").effective_train_shots == 2
+def test_effective_shots():
+    assert Config.from_flat(shots=3, train_shots=0).effective_train_shots == 3
+    assert Config.from_flat(shots=3, train_shots=10).effective_train_shots == 10
+    assert Config.from_flat(shots=3, maml_query_shots=0).effective_query_shots == 3
+    assert Config.from_flat(shots=3, maml_query_shots=15).effective_query_shots == 15
     assert parse_args(["--shots", "2", "--train-shots", "7"], "omniglot").effective_train_shots == 7
 
 
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
-        Config().shots = 3
+        Config().task.shots = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Config().task = None
 
 
 @pytest.mark.parametrize("argv, dataset", [
     (["--preset", "o15t", "--foml", "--foml-tail", "3"], "omniglot"),
     (["--seed", "4", "--weight-decay", "0.9"], "miniimagenet"),
+    (["--preset", "maml-m15", "--maml-first-order"], "miniimagenet"),
 ])
 def test_save_round_trips(tmp_path, argv, dataset):
     cfg = parse_args(argv, dataset)
     target = tmp_path / "nested" / "ckpt"
-    cfg.save(str(target))
-    cfg.save(str(target))  # an existing directory is fine
-    with open(target / "config.json") as f:
-        data = json.load(f)
+    config_lib.save(cfg, str(target))
+    config_lib.save(cfg, str(target))  # an existing directory is fine
+    data = json.loads((target / "config.json").read_text())
     assert set(data) == {f.name for f in dataclasses.fields(Config)}
-    assert Config(**data) == cfg
-    assert data["dataset"] == dataset
+    assert data["data"]["dataset"] == dataset
+    assert config_lib.from_dict(data) == cfg
+    assert config_lib.read(str(target)) == cfg.flat()
+    assert not (target / "config.json.tmp").exists()
+
+
+@pytest.mark.parametrize("switches, algorithm", [
+    ({}, "reptile"), ({"foml": True}, "foml"), ({"maml": True}, "maml"),
+    ({"foml": False, "maml": False}, "reptile")])
+def test_the_old_flat_format_still_reads(tmp_path, switches, algorithm):
+    # What earlier versions wrote: flat fields, the foml/maml switches, maybe unknown keys.
+    old = dict(dataclasses.asdict(Config().task), classes=20, seed=7, meta_iters=5,
+               removed_option=1, **switches)
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    flat = config_lib.read(str(tmp_path))
+    assert flat["algorithm"] == algorithm if switches.get("foml") or switches.get("maml") \
+        else "algorithm" not in flat
+    config = config_lib.from_dict(old, checkpoint="ck")
+    assert (config.task.classes, config.run.seed, config.meta.meta_iters) == (20, 7, 5)
+    assert (config.meta.algorithm, config.run.checkpoint) == (algorithm, "ck")
+
+
+def test_read_without_a_file_and_with_a_broken_one(tmp_path):
+    assert config_lib.read(str(tmp_path)) is None
+    (tmp_path / "config.json").write_text("{")
+    with pytest.raises(ValueError, match="cannot read .*config.json"):
+        config_lib.read(str(tmp_path))
+
+
+def test_the_config_module_names_no_flag():
+    source = open(config_lib.__file__).read()
+    assert "argparse" not in source and '"--' not in source

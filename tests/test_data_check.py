@@ -62,7 +62,7 @@ def test_half_downloaded_miniimagenet(tmp_path):
 
 
 def test_command_line_exit_statuses(tmp_path, capsys):
-    assert check_data.main([str(tmp_path / "none")]) == 2
+    assert cli.check_data_main([str(tmp_path / "none")]) == 2
     assert "does not exist; download it with `./fetch_data.sh omniglot`" in capsys.readouterr().err
     data = make_miniimagenet(tmp_path / "mini", classes=(2, 2, 2), images=3)
     out = subprocess.run([sys.executable, "-m", "supervised_reptile.check_data", data,

@@ -164,12 +164,12 @@ def test_taskspec_rejects_non_positive(field, value):
 
 @pytest.mark.parametrize("tail", [0, 3, 4, -1])
 def test_taskspec_rejects_bad_tail(tail):
-    with pytest.raises(ValueError, match=f"--foml-tail {tail} must be between 1 and 2"):
+    with pytest.raises(ValueError, match=f"tail_shots {tail} must be between 1 and 2"):
         TaskSpec(5, 3, 5, 4, tail_shots=tail)
 
 
 def test_taskspec_tail_needs_two_batches():
-    with pytest.raises(ValueError, match="--inner-iters >= 2"):
+    with pytest.raises(ValueError, match="num_batches >= 2"):
         TaskSpec(5, 3, 5, 1, tail_shots=1)
     TaskSpec(5, 3, 5, 2, tail_shots=1)  # fine
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from supervised_reptile import checkpoints, episodes, experiment, export
+from supervised_reptile import build, checkpoints, cli, config as config_lib, episodes, export
 
 # Runs in a fresh interpreter: plain TensorFlow and NumPy only.
 _LOADER = r"""
@@ -34,20 +34,20 @@ np.savez(out, **res)
 
 @pytest.fixture(scope="module")
 def trained(tiny_run):
-    config = checkpoints.config_from_dict(
-        checkpoints.load_saved_config(tiny_run["checkpoint"]), checkpoint=tiny_run["checkpoint"])
-    algorithm = experiment.build_algorithm(config)
-    checkpoints.RunCheckpoint(config.checkpoint, algorithm.model, algorithm.optimizer).restore()
-    return config, algorithm, experiment.load_samplers(config)
+    config = config_lib.from_dict(config_lib.read(tiny_run["checkpoint"]),
+                                  checkpoint=tiny_run["checkpoint"])
+    algorithm = build.build_algorithm(config)
+    checkpoints.RunCheckpoint(config.run.checkpoint, algorithm.model, algorithm.optimizer).restore()
+    return config, algorithm, build.load_samplers(config)
 
 
 def _tasks(config, sampler):
     """Held-out 5-way 1-shot tasks (as evaluated) and a 3-way 2-shot one."""
-    _, spec = experiment.task_specs(config)
-    tasks = list(episodes.eval_dataset(sampler, spec, config.seed, episodes.FINAL_EVAL_STREAM + 1,
+    _, spec = build.task_specs(config)
+    tasks = list(episodes.eval_dataset(sampler, spec, config.run.seed, episodes.FINAL_EVAL_STREAM + 1,
                                        3))
-    small = episodes.TaskSpec(3, 2, config.eval_batch, config.eval_iters)
-    return tasks + list(episodes.eval_dataset(sampler, small, config.seed, 77, 1))
+    small = episodes.TaskSpec(3, 2, config.eval.eval_batch, config.eval.eval_iters)
+    return tasks + list(episodes.eval_dataset(sampler, small, config.run.seed, 77, 1))
 
 
 def test_exported_model_predicts_as_the_in_process_evaluation(trained, tiny_run, tmp_path):
@@ -64,20 +64,20 @@ def test_exported_model_predicts_as_the_in_process_evaluation(trained, tiny_run,
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     out = np.load(tmp_path / "out.npz")
-    key = tf.constant([config.seed, export.EXPORT_STREAM], tf.int64)
+    key = tf.constant([config.run.seed, export.EXPORT_STREAM], tf.int64)
     for i, t in enumerate(tasks):
         n = int(t.query_labels.shape[0])
         # Same episode and batch order: the same predictions as the evaluation.
-        if n == config.classes:
+        if n == config.task.classes:
             np.testing.assert_array_equal(out[f"batches{i}"].argmax(-1),
                                           _predictions(algorithm, t))
         expected = _query_logits(algorithm, t)
         assert out[f"batches{i}"].shape == (n, n)
         np.testing.assert_allclose(out[f"batches{i}"], expected[:, :n], rtol=1e-6, atol=1e-6)
         # The fixed-seed signature draws its batches with the episodes' rule from its key.
-        if n == config.classes:
-            fixed = episodes.mini_batches(key, t.support_labels.shape[0], config.eval_batch,
-                                        config.eval_iters, config.replacement)
+        if n == config.task.classes:
+            fixed = episodes.mini_batches(key, t.support_labels.shape[0], config.eval.eval_batch,
+                                        config.eval.eval_iters, config.task.replacement)
             np.testing.assert_array_equal(out[f"fixed{i}"].argmax(-1),
                                           _predictions(algorithm, t._replace(batches=fixed)))
         np.testing.assert_allclose(out[f"serve{i}"],
@@ -117,13 +117,13 @@ def test_dynamic_mini_batches_equal_the_episodes_rule(replacement):
 
 
 def test_export_command_writes_the_same_model(trained, tiny_run, tmp_path):
-    assert export.main(["--checkpoint", tiny_run["checkpoint"],
-                        "--export", str(tmp_path / "x")]) == 0
+    assert cli.export_main(["--checkpoint", tiny_run["checkpoint"],
+                            "--export", str(tmp_path / "x")]) == 0
     meta = json.loads((tmp_path / "x" / export.METADATA_FILE).read_text())
     assert meta["num_classes"] == 5 and meta["image_shape"] == [28, 28]
     images = np.random.default_rng(0).random((4, 28, 28)).astype(np.float32)
     a = tf.saved_model.load(str(tmp_path / "x")).signatures["serve"](images=images)["logits"]
     b = tf.saved_model.load(tiny_run["export"]).signatures["serve"](images=images)["logits"]
     np.testing.assert_array_equal(a, b)
-    assert export.main(["--checkpoint", str(tmp_path / "nothing"),
-                        "--export", str(tmp_path / "y")]) == 2
+    assert cli.export_main(["--checkpoint", str(tmp_path / "nothing"),
+                            "--export", str(tmp_path / "y")]) == 2

@@ -230,47 +230,60 @@ def test_needs_a_query_set_and_a_positive_step():
 # ---------------------------------------------------------------- flags, presets, scripts
 
 def test_conflicting_flags_are_refused():
-    import dataclasses
-    from supervised_reptile.config import Config, parse_args
-    for extra, match in ((dict(foml=True), "--foml cannot"), (dict(sgd=True), "--sgd cannot"),
+    from supervised_reptile import validate
+    from supervised_reptile.config import Config
+    for extra, match in ((dict(sgd=True), "--sgd cannot"),
                          (dict(foml_tail=2), "--foml-tail 2 cannot"),
                          (dict(weight_decay=0.5), "--weight-decay 0.5 cannot"),
                          (dict(maml_query_shots=-1), "--maml-query-shots -1"),
                          (dict(meta_lr=0.0), "--meta-lr 0.0")):
         with pytest.raises(ValueError, match=match):
-            Config(maml=True, **extra)
+            validate.check_maml(Config.from_flat(algorithm="maml", **extra))
+        # Each rule is about --maml: the same fields pass for Reptile.
+        if "meta_lr" not in extra and "maml_query_shots" not in extra:
+            validate.check_maml(Config.from_flat(**extra))
+    with pytest.raises(ValueError, match="--foml cannot"):
+        validate.algorithm(foml=True, maml=True)
     with pytest.raises(ValueError, match="--maml-first-order needs --maml"):
-        Config(maml_first_order=True)
-    assert dataclasses.replace(Config(), maml=True).maml
+        validate.check_maml(Config.from_flat(maml_first_order=True))
+    validate.check_maml(Config.from_flat(algorithm="maml", maml_first_order=True))
+    # The run's own checks include them (a Config built in code, not from flags).
+    with pytest.raises(ValueError, match="--sgd cannot"):
+        validate.check_flags(Config.from_flat(algorithm="maml", sgd=True))
 
 
 def test_conflicting_flags_exit_with_the_message(capsys):
-    from supervised_reptile.config import parse_args
+    from supervised_reptile.flags import parse_args
     with pytest.raises(SystemExit) as e:
         parse_args(["--maml", "--foml"], "omniglot")
     assert e.value.code == 2
     assert "--foml cannot be combined with --maml" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--maml", "--sgd"], "omniglot")
+    assert e.value.code == 2
+    assert "--sgd cannot be combined with --maml" in capsys.readouterr().err
 
 
 def test_maml_presets_are_the_papers_settings():
-    from supervised_reptile.config import parse_args
+    from supervised_reptile.flags import parse_args
     o15 = parse_args(["--preset", "maml-o15"], "omniglot")
-    assert (o15.maml, o15.shots, o15.maml_inner_lr, o15.inner_iters, o15.eval_iters,
-            o15.meta_batch, o15.meta_lr, o15.meta_iters, o15.eval_samples) == \
-        (True, 1, 0.4, 1, 3, 32, 1e-3, 60000, 600)
+    assert (o15.meta.algorithm, o15.task.shots, o15.inner.maml_inner_lr, o15.inner.inner_iters,
+            o15.eval.eval_iters, o15.meta.meta_batch, o15.meta.meta_lr, o15.meta.meta_iters,
+            o15.eval.eval_samples) == ("maml", 1, 0.4, 1, 3, 32, 1e-3, 60000, 600)
     assert o15.effective_query_shots == 1
     o120 = parse_args(["--preset", "maml-o120"], "omniglot")
-    assert (o120.classes, o120.maml_inner_lr, o120.inner_iters, o120.meta_batch) == \
-        (20, 0.1, 5, 16)
+    assert (o120.task.classes, o120.inner.maml_inner_lr, o120.inner.inner_iters,
+            o120.meta.meta_batch) == (20, 0.1, 5, 16)
     m15 = parse_args(["--preset", "maml-m15", "--maml-first-order"], "miniimagenet")
-    assert (m15.maml_inner_lr, m15.inner_iters, m15.eval_iters, m15.meta_batch,
-            m15.effective_query_shots, m15.maml_first_order) == (0.01, 5, 10, 4, 15, True)
-    assert parse_args(["--preset", "maml-m55"], "miniimagenet").meta_batch == 2
+    assert (m15.inner.maml_inner_lr, m15.inner.inner_iters, m15.eval.eval_iters,
+            m15.meta.meta_batch, m15.effective_query_shots, m15.meta.maml_first_order) == \
+        (0.01, 5, 10, 4, 15, True)
+    assert parse_args(["--preset", "maml-m55"], "miniimagenet").meta.meta_batch == 2
 
 
 def test_maml_task_specs_use_the_whole_support_set():
-    from supervised_reptile.config import parse_args
-    from supervised_reptile.experiment import task_specs
+    from supervised_reptile.build import task_specs
+    from supervised_reptile.flags import parse_args
     config = parse_args(["--preset", "maml-m15"], "miniimagenet")
     train, evaluation = task_specs(config)
     assert (train.num_classes, train.num_shots, train.tail_shots, train.batch_size,
@@ -290,18 +303,18 @@ def _readme_maml_commands():
 
 
 def test_readme_commands_equal_the_maml_presets():
-    import dataclasses
-    from supervised_reptile.config import MAML_PRESETS, parse_args
+    from supervised_reptile.presets import MAML_PRESETS
+    from supervised_reptile.flags import parse_args
     commands = _readme_maml_commands()
     assert len(commands) == len(MAML_PRESETS) + 1  # plus first-order Mini-ImageNet 1-shot
     names = set()
     for dataset, args in commands:
         config = parse_args(args, dataset)
-        name = config.checkpoint[len("ckpt_"):]
+        name = config.run.checkpoint[len("ckpt_"):]
         first_order = name.startswith("fomaml-")
         preset = parse_args(["--preset", name.replace("fomaml-", "maml-")], dataset)
-        assert config == dataclasses.replace(preset, checkpoint=config.checkpoint,
-                                             maml_first_order=first_order)
+        assert config == preset.replace(checkpoint=config.run.checkpoint,
+                                        maml_first_order=first_order)
         names.add(name)
     assert names == set(MAML_PRESETS) | {"fomaml-m15"}
 

@@ -115,7 +115,7 @@ def test_split_leaves_global_rng_and_input_untouched():
 
 @pytest.mark.parametrize("num_train", [0, -3, len(CHARS), len(CHARS) + 7])
 def test_split_bad_num_train(num_train):
-    with pytest.raises(ValueError, match=f"--train-characters {num_train} ") as e:
+    with pytest.raises(ValueError, match=f"num_train {num_train} ") as e:
         omniglot.split_characters(CHARS, num_train, 0)
     assert str(len(CHARS)) in str(e.value)
 
@@ -234,7 +234,7 @@ def test_load_seed_changes_split(small_omniglot):
 
 
 def test_load_default_num_train_too_large_for_small_data(small_omniglot):
-    with pytest.raises(ValueError, match="--train-characters 1200"):
+    with pytest.raises(ValueError, match="num_train 1200"):
         omniglot.load(small_omniglot)
 
 

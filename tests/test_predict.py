@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from supervised_reptile import predict
+from supervised_reptile import cli, predict
 from supervised_reptile.data import omniglot
 
 
@@ -28,8 +28,8 @@ def _folders(data, tmp_path, num_classes, shots=2):
 
 def test_prints_a_class_name_per_query_image(tiny_run, tmp_path, capsys):
     support, query, truth = _folders(tiny_run["data"], tmp_path, 3)
-    assert predict.main(["--model", tiny_run["export"], "--support", support,
-                         "--query", query]) == 0
+    assert cli.predict_main(["--model", tiny_run["export"], "--support", support,
+                             "--query", query]) == 0
     lines = capsys.readouterr().out.splitlines()
     got = dict(line.split("\t") for line in lines)
     assert sorted(got) == sorted(truth) and set(got.values()) <= set(truth.values())

@@ -43,7 +43,7 @@ def test_disabled_bar_writes_nothing_and_auto_follows_the_terminal():
     bar.wrap(lambda _: None)("x")
     assert out.getvalue() == ""
     assert wanted("auto", out) is False and wanted("on", out) and not wanted("off", out)
-    with pytest.raises(ValueError, match="--progress 'sometimes'"):
+    with pytest.raises(ValueError, match="mode 'sometimes'"):
         wanted("sometimes", out)
 
 

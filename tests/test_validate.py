@@ -169,21 +169,21 @@ WARNINGS = [
 @pytest.mark.parametrize("fields,fragment", WARNINGS)
 def test_odd_but_workable_flags_warn(fields, fragment):
     warnings = []
-    validate.check_flags(Config(**fields), warnings.append)
+    validate.check_flags(Config.from_flat(**fields), warnings.append)
     assert len(warnings) == 1 and fragment in warnings[0]
 
 
 def test_paper_presets_pass_without_warnings():
-    from supervised_reptile.config import PRESETS
+    from supervised_reptile.presets import PRESETS
     for dataset, fields in PRESETS.values():
         warnings = []
-        validate.check_flags(Config(dataset=dataset, **fields), warnings.append)
+        validate.check_flags(Config.from_flat(dataset=dataset, **fields), warnings.append)
         assert warnings == []
 
 
 def test_split_sizes_count_rotations_and_the_smallest_class(tmp_path):
     data = make_omniglot(tmp_path / "o", alphabets=2, characters=3, drawings=4)
     os.remove(_first_png(data))
-    sizes = validate.split_sizes(Config(data_dir=data, train_characters=4), print)
+    sizes = validate.split_sizes(Config.from_flat(data_dir=data, train_characters=4), print)
     assert sizes["train"].num_classes + sizes["test"].num_classes * 4 == 24
     assert min(sizes["train"].min_count, sizes["test"].min_count) == 3

@@ -25,7 +25,7 @@ import tensorflow as tf
 from supervised_reptile import weights as wmath
 from supervised_reptile.algorithms.base import Algorithm
 from supervised_reptile.algorithms.inner_loop import InnerLoop, LossFn
-from supervised_reptile.optimizers import SGD, Adam
+from supervised_reptile.optimizers import SGD, Adam, InnerOptimizer
 
 
 def maml_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
@@ -65,9 +65,14 @@ class MAML(Algorithm):
         if not meta_lr > 0:
             raise ValueError(f"meta_lr {meta_lr} must be > 0")
         self.first_order = bool(first_order)
-        super().__init__(model, InnerLoop(SGD(inner_lr), loss_fn, stop_gradients=first_order),
+        super().__init__(model, InnerLoop(self.inner_optimizer(inner_lr), loss_fn,
+                                          stop_gradients=first_order),
                          Adam(meta_lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8), transductive,
                          schedule)
+
+    def inner_optimizer(self, inner_lr: float) -> InnerOptimizer:
+        """The inner loop's update rule: SGD with step size alpha."""
+        return SGD(inner_lr)
 
     def task_update(self, forward, weights, frozen, state, images, labels, batches, tail):
         """The task's meta-gradient; `tail` indexes its query set.

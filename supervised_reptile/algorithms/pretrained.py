@@ -3,16 +3,20 @@
 `Pretrained` trains one network on the mixture of tasks by plain gradient
 descent (Adam on each meta-batch's mean loss over all of a task's points),
 then, at evaluation, fine-tunes it on each task's K points with MAML's inner
-SGD. The oracle baseline is the same learner on tasks whose inputs also carry
-the task's amplitude and phase (`sinusoid`, `oracle=True`).
-
-Only `task_update` differs from MAML: the task's plain gradient at the
+SGD. Only `task_update` differs from MAML: the task's plain gradient at the
 meta-weights, with no inner step before it.
+
+`Oracle` is trained the same way on tasks whose inputs also carry the task's
+amplitude and phase (`sinusoid`, `oracle=True`). Told the task, it needs no
+adaptation, and its evaluation keeps its weights (the MAML paper draws it
+as a flat line over the gradient steps); fine-tuning it with MAML's step size
+diverges.
 """
 
 import tensorflow as tf
 
 from supervised_reptile.algorithms.maml import MAML
+from supervised_reptile.optimizers import Frozen, InnerOptimizer
 
 
 class Pretrained(MAML):
@@ -33,3 +37,11 @@ class Pretrained(MAML):
                                          forward.logits(weights, frozen, images))
         grads = tape.gradient(total, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return grads, state, {"inner_loss": loss}
+
+
+class Oracle(Pretrained):
+    """The oracle baseline: `Pretrained` whose inner loop keeps the weights."""
+
+    def inner_optimizer(self, inner_lr: float) -> InnerOptimizer:
+        del inner_lr
+        return Frozen()

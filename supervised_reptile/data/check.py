@@ -14,7 +14,6 @@ directory or bad flags.
 
 import glob
 import os
-import sys
 from typing import Callable, Sequence
 
 from supervised_reptile.data import class_pool, miniimagenet, omniglot
@@ -177,18 +176,3 @@ def report(data_dir: str, dataset: str | None = None, decode: bool = True,
     log_fn(f"{len(problems)} problem(s), {len(notes)} note(s); {checked}" if problems
            else f"usable: no problems found, {len(notes)} note(s); {checked}")
     return 1 if problems else 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from supervised_reptile.config import parse_check_data_args
-    args = parse_check_data_args(argv)
-    try:
-        return report(args.data_dir, args.dataset, args.decode,
-                      log_fn=lambda line: print(line, flush=True))
-    except (FileNotFoundError, NotADirectoryError, PermissionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

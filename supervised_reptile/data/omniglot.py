@@ -45,7 +45,7 @@ def split_characters(chars: list[str], num_train: int, seed: int) -> tuple[list[
     without touching global state.
     """
     if not 0 < num_train < len(chars):
-        raise ValueError(f"--train-characters {num_train} must be between 1 and "
+        raise ValueError(f"num_train {num_train} must be between 1 and "
                          f"{len(chars) - 1} ({len(chars)} characters found)")
     shuffled = list(chars)
     random.Random(seed).shuffle(shuffled)
