@@ -87,6 +87,8 @@ def evaluate(learner: MetaLearner, episodes: Iterable[EvalEpisode], num_tasks: i
                 on_task(sum(map(len, rows)))
     if chunk:
         rows.append(score_chunk(learner, chunk, score, every_step, size))
+        if on_task:
+            on_task(sum(map(len, rows)))
     done = sum(map(len, rows))
     if done != num_tasks:
         raise ValueError(f"only {done} episodes were available, {num_tasks} asked for")

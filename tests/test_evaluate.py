@@ -120,8 +120,6 @@ def test_on_task_reports_progress():
     assert done == [2, 4]
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: evaluate() does not call on_task after "
-                   "the last, partial chunk, so a progress bar stops short of num_tasks")
 def test_on_task_reaches_the_task_count_after_a_partial_chunk():
     done = []
     evaluate(_tiny_algorithm(), _tasks(5), 5, tasks_at_once=2, on_task=done.append)

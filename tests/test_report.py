@@ -52,9 +52,6 @@ def test_print_accuracies_adds_per_step_lines_only_with_steps():
     assert len(lines) == 5 and lines[4].startswith("Train accuracy after each inner step")
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="library bug: mse_line applies '%' to the whole line, and the "
-                   "f-string's '95% CI' is read as a format ('% C'): unsupported format character")
 def test_mse_line():
     errors = np.array([[2.0, 0.5], [4.0, 0.5]])  # sd 1.41421: 1.96 * sd / sqrt(2) = 1.96
     assert report.mse_line("after", errors) == (

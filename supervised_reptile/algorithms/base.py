@@ -110,6 +110,7 @@ class Algorithm(MetaLearner):
             opt.build(model.trainable_variables)
         self.transductive = bool(transductive)
         self.schedule = schedules.make(schedule)
+        self.schedule.check(model)
         self.one_task = OneTask(self.learner)
         self._compiled = {"meta_step": tf.function(self._meta_step),
                           "predict": tf.function(self._predict),

@@ -20,6 +20,7 @@ import abc
 import tensorflow as tf
 
 from supervised_reptile import weights as wmath
+from supervised_reptile.algorithms import task_batch
 from supervised_reptile.algorithms.inner_loop import StackedTasks
 
 NAMES = ("shared", "per-task", "at-once")
@@ -27,6 +28,10 @@ NAMES = ("shared", "per-task", "at-once")
 
 class Schedule(abc.ABC):
     """Runs a meta-batch's tasks through an `Algorithm`'s `task_update`."""
+
+    def check(self, model) -> None:
+        """Raises ValueError if this schedule cannot train `model` (before any work)."""
+        del model
 
     #: How the replicas of a distributed run combine their `task_updates` states.
     replica_reduction = tf.distribute.ReduceOp.SUM
@@ -83,6 +88,10 @@ class PerTask(Schedule):
 
 
 class AtOnce(Schedule):
+    def check(self, model) -> None:
+        """Raises ValueError (naming the layer) if `model` cannot run tasks at once."""
+        task_batch.check_supported(model)
+
     def task_updates(self, algorithm, old, frozen, state, episodes, first=0, stride=1):
         if (first, stride) != (0, 1):
             raise ValueError("the at-once schedule runs every task of a meta-batch in one inner "
