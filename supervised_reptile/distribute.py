@@ -68,6 +68,10 @@ def make_strategy(kind: str, cpu_devices: int = 1,
                   timeout_s: float = COLLECTIVE_TIMEOUT_S) -> tf.distribute.Strategy:
     """The strategy named `kind`.
 
+    A process makes each strategy once and hands the same one to every later
+    run: two strategies over the same devices would number their collectives
+    alike, and the runtime would match an all-reduce of one run with another's.
+
     Args:
       kind: "none" (TensorFlow's default strategy: one device), "mirrored"
         (every GPU, or `cpu_devices` logical CPU devices when there is no GPU)
@@ -83,13 +87,24 @@ def make_strategy(kind: str, cpu_devices: int = 1,
         if not tf.config.list_physical_devices("GPU") and cpu_devices > 1:
             configure_cpu_devices(cpu_devices)
         gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
+        devices = tuple(d.name for d in (gpus or tf.config.list_logical_devices("CPU")))
+        return _made(("mirrored", devices), lambda: tf.distribute.MirroredStrategy(devices))
     if "TF_CONFIG" not in os.environ:
         raise ValueError("the multi-worker strategy needs the TF_CONFIG environment variable "
                          "(the cluster spec and this worker's task; see the README)")
     options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_s)
-    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    return _made(("multi-worker", timeout_s), lambda: tf.distribute.MultiWorkerMirroredStrategy(
+        communication_options=options))
+
+
+_MADE: dict = {}
+
+
+def _made(key, make):
+    """The strategy made for `key` in this process (made now if it is the first)."""
+    if key not in _MADE:
+        _MADE[key] = make()
+    return _MADE[key]
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -195,8 +210,8 @@ class DistributedLearner(MetaLearner):
         # Each replica fills its own rows; the sum gathers all of them exactly.
         rows = tf.range(episodes.support_images.shape[0])
         own = tf.logical_and(rows >= first, rows < first + share)
-        placed = tf.scatter_nd(tf.where(own), outputs,
-                               [episodes.support_images.shape[0], *outputs.shape[1:]])
+        shape = tf.concat([[episodes.support_images.shape[0]], tf.shape(outputs)[1:]], 0)
+        placed = tf.scatter_nd(tf.where(own), outputs, tf.cast(shape, tf.int64))
         return ctx.all_reduce(tf.distribute.ReduceOp.SUM, placed)
 
     def _predict_many(self, episodes: EvalEpisode, every_step: bool):

@@ -5,7 +5,7 @@ a stateless RNG key from them, so the same seed gives the same tasks in any
 order, on any number of workers, and a resumed run continues the exact
 sequence by starting at a later index.
 
-Sampling rules (ORIGINAL.md section 3):
+Sampling rules (docs/semantics.md#tasks and #mini-batches):
   * N distinct classes uniformly at random; the class drawn j-th gets label j.
   * `shots` distinct images per class (training: `--train-shots or --shots`;
     evaluation: `--shots + 1`, and the first image of every class becomes the

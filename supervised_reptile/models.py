@@ -2,7 +2,7 @@
 
 Both must always be called with `training=True`: the original normalises with
 the current batch's statistics in every forward pass, at training and at test
-time, and never uses (or updates) the moving averages (ORIGINAL.md 4.3).
+time, and never uses (or updates) the moving averages (docs/semantics.md#batch-statistics).
 """
 
 import keras

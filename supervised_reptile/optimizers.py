@@ -2,7 +2,7 @@
 
 The original uses one TF1 optimizer for every inner loop of the run: Adam's
 second moments and step count flow from task to task and are saved in
-checkpoints (ORIGINAL.md 4.3, pitfalls 1-3). Here an optimizer owns its state
+checkpoints (docs/semantics.md#shared-inner-adam). Here an optimizer owns its state
 as `tf.Variable`s (so `tf.train.Checkpoint` saves it) while the update itself is
 a pure function of tensors, so a whole inner loop can run inside one
 `tf.function` with the state carried as loop variables.

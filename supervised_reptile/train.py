@@ -1,4 +1,4 @@
-"""The meta-training loop (ORIGINAL.md 6): anneal, meta-step, monitor, checkpoint."""
+"""The meta-training loop: anneal, meta-step, monitor, checkpoint (docs/semantics.md#monitoring)."""
 
 import time
 from typing import Callable, Iterator

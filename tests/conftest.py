@@ -101,7 +101,7 @@ def run_script(script, *args, cwd, **popen):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One uninterrupted tiny Omniglot run with --export and --eval-results
-    (issue 4's tests share it): dict of `root`, `data`, `checkpoint`,
+    (the resume, TensorBoard, export and predict tests share it): dict of `root`, `data`, `checkpoint`,
     `export`, `results` paths and the process `result`."""
     root = tmp_path_factory.mktemp("tiny_run")
     data = make_omniglot(root / "omni", alphabets=3, characters=5)

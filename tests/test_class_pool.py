@@ -109,7 +109,7 @@ def test_list_images_sorted_and_suffix_case_sensitive(tmp_path):
     assert list_images(str(tmp_path), ".PNG") == [os.path.join(str(tmp_path), "c.PNG")]
 
 
-# -- unreadable images (issue 5) ------------------------------------------------
+# -- unreadable images ------------------------------------------------
 
 def _valid_bytes(kind, rng):
     from io import BytesIO

@@ -1,4 +1,4 @@
-"""Tests of `supervised_reptile.episodes` against the original's sampling rules (ORIGINAL.md 3).
+"""Tests of `supervised_reptile.episodes` against the original's sampling rules (docs/semantics.md#tasks).
 
 The pool's pixels encode where each image came from: image `i` of class `c`
 is `[c + 1, i + 1, 200]` (uint8), padding rows are `[0, 0, 0]`. Decoding a
@@ -129,7 +129,7 @@ def test_mini_batches_batch_larger_than_pool():
 
 
 def test_mini_batches_exact_passes_paper_omniglot():
-    # 5-way, 10 train shots, 5 batches of 10: exactly one pass (ORIGINAL.md 1.1).
+    # 5-way, 10 train shots, 5 batches of 10: exactly one pass (the paper commands' setting).
     b = mini_batches(key(3), 50, 10, 5, False).numpy()
     assert sorted(b.reshape(-1)) == list(range(50))
 

@@ -386,7 +386,7 @@ def test_unknown_argument(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
-# -------------------------------------------------- interrupted runs (issue 5)
+# -------------------------------------------------- interrupted runs
 
 def test_ctrl_c_leaves_nothing_and_a_rerun_completes(tmp_path, server, omniglot_zips):
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}

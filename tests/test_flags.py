@@ -138,7 +138,7 @@ PAPER_COMMANDS = {
              "--eval-iters 50 --learning-rate 0.0005 --train-shots 10 --checkpoint ckpt_o520"),
 }
 
-# ORIGINAL.md 1.1 table: N, K, K_train, inner-batch, inner-iters, meta-iters, eval-batch, lr, transductive.
+# The original README's table: N, K, K_train, inner-batch, inner-iters, meta-iters, eval-batch, lr, transductive.
 PAPER_TABLE = {
     "o15t": (5, 1, 10, 10, 5, 100000, 5, 0.001, True),
     "m15t": (5, 1, 15, 10, 8, 100000, 5, 0.001, True),
@@ -224,7 +224,7 @@ GRAD_COMMANDS = {
     "fourth_g1_g2_g3_g4": ("--inner-iters 4 --train-shots 20 --meta-step 0.0625 "
                            "--checkpoint fourth_g1_g2_g3_g4"),
 }
-# ORIGINAL.md 1.2: inner-iters, train-shots, meta-step, foml.
+# The original README's gradient-combination table: inner-iters, train-shots, meta-step, foml.
 GRAD_TABLE = {
     "g1": (1, 5, 0.25, False),
     "g1_g2": (2, 10, 0.25, False),

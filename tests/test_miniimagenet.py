@@ -1,4 +1,4 @@
-"""Tests of `supervised_reptile.miniimagenet` against the original's recipe (ORIGINAL.md 2.2)."""
+"""Tests of `supervised_reptile.data.miniimagenet` against the original's recipe (docs/semantics.md#mini-imagenet)."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""Tests of `supervised_reptile.omniglot` against the original's recipe (ORIGINAL.md 2.1)."""
+"""Tests of `supervised_reptile.data.omniglot` against the original's recipe (docs/semantics.md#omniglot-split)."""
 
 import os
 import random
