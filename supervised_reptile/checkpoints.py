@@ -25,7 +25,6 @@ import tensorflow as tf
 
 from supervised_reptile import config as config_lib
 from supervised_reptile.config import CONFIG_FILE, Config
-from supervised_reptile.validate import flag_name
 
 #: Fields that may change when a run resumes: they do not change the
 #: training trajectory (evaluation settings, paths, this package's output
@@ -40,7 +39,7 @@ RESUMABLE_CHANGES = frozenset({
     "progress", "eval_results", "export", "compare", "skip_bad_images", "distribute",
     "cpu_devices", "eval_tasks_at_once"})
 
-#: Fields that define the variables of a checkpoint (what `--pretrained` and
+#: Fields that define the variables of a checkpoint (what `pretrained` and
 #: the export command need to match). Fields are flat names as the flags see
 #: them: `algorithm` is compared as the `foml` and `maml` switches.
 STRUCTURE_FIELDS = ("dataset", "classes", "sgd", "maml")
@@ -51,7 +50,7 @@ class RunCheckpoint:
     """The checkpoint of a run in `directory`: model, inner optimizer, iteration.
 
     Args:
-      directory: the run's `--checkpoint` folder.
+      directory: the run's checkpoint folder.
       model: the meta-model.
       optimizer: the inner optimizer (an `InnerOptimizer`, already built).
       max_to_keep: checkpoints kept (the original keeps 5).
@@ -115,7 +114,7 @@ def load_saved_config(directory: str) -> dict | None:
     try:
         return config_lib.read(directory)
     except ValueError as err:
-        raise ValueError(f"{err}; use {flag_name('restart')} to start over") from err
+        raise ValueError(f"{err}; use `restart` to start over") from err
 
 
 def _as_flags(flat: dict) -> dict:
@@ -141,7 +140,7 @@ def mismatches(saved: dict, config: Config, fields=None) -> list[str]:
     out = []
     for name in fields:
         if then_all[name] != current[name]:
-            out.append(f"{flag_name(name)} was {then_all[name]!r} in the checkpoint's run, "
+            out.append(f"`{name}` was {then_all[name]!r} in the checkpoint's run, "
                        f"is {current[name]!r} now")
     return out
 
@@ -159,8 +158,8 @@ def check_compatible(directory: str, config: Config, fields=None) -> None:
     if diffs:
         raise ValueError(f"the checkpoint in {directory!r} is from an incompatible configuration: "
                          + "; ".join(diffs)
-                         + f" (use the same flags, another {flag_name('checkpoint')}, or "
-                         f"{flag_name('restart')} to start over)")
+                         + " (use the same flags, another `checkpoint`, or "
+                         "`restart` to start over)")
 
 
 def clear(directory: str) -> list[str]:

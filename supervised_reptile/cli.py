@@ -23,7 +23,11 @@ OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
 
 
 def _print_line(line: str) -> None:
-    print(line, flush=True)
+    print(flags.for_users(line), flush=True)
+
+
+def _error(message: str) -> None:
+    print(flags.for_users(f"error: {message}"), file=sys.stderr)
 
 
 def _exit_status(body: Callable[[], int | None], checkpoint: str | None = None) -> int:
@@ -37,10 +41,10 @@ def _exit_status(body: Callable[[], int | None], checkpoint: str | None = None) 
         print(f"{err} in {checkpoint!r}", file=sys.stderr)
         return INTERRUPTED
     except (guard.NonFiniteLoss, guard.CheckpointWriteError, guard.WorkerLostError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        _error(str(err))
         return FAILED
     except (ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        _error(str(err))
         return BAD_INPUT
     return OK if status is None else status
 

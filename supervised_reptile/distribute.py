@@ -17,7 +17,7 @@ Semantics of one distributed meta-iteration with R replicas and M tasks:
     averaged (an all-reduce), so every replica holds the same state again.
     With one replica this is the original's sharing (state flows through all
     M tasks in sequence); with R > 1 it cannot be (each replica sees only its
-    share). A state-free inner loop (`--sgd`), or `--inner-state per-task`
+    share). A state-free inner loop (SGD), or the per-task schedule
     (every task starts from the meta-iteration's state; the new state is the
     mean of the tasks' final states, gathered in slots like the updates),
     makes a distributed run equal the single-device run bit for bit.

@@ -7,8 +7,8 @@ sequence by starting at a later index.
 
 Sampling rules (docs/semantics.md#tasks and #mini-batches):
   * N distinct classes uniformly at random; the class drawn j-th gets label j.
-  * `shots` distinct images per class (training: `--train-shots or --shots`;
-    evaluation: `--shots + 1`, and the first image of every class becomes the
+  * `shots` distinct images per class (training: the training shots;
+    evaluation: K + 1, and the first image of every class becomes the
     single query of that class).
   * Inner mini-batches, as indices into the task's samples: without
     replacement, consecutive slices of a stream of reshuffled passes (a batch
@@ -44,7 +44,7 @@ class TaskSpec:
       batch_size: inner mini-batch size.
       num_batches: inner steps.
       replacement: mini-batch rule (see module docstring).
-      tail_shots: FOML's `--foml-tail`, or None.
+      tail_shots: FOML's tail (MAML's query set), or None.
     """
 
     num_classes: int
@@ -136,7 +136,7 @@ class Sampler:
     def check(self, num_classes: int, num_shots: int, what: str) -> None:
         """Raises ValueError if tasks of this size cannot be drawn."""
         if num_classes > self.num_classes:
-            raise ValueError(f"{what}: --classes {num_classes} is more than the "
+            raise ValueError(f"{what}: `classes` {num_classes} is more than the "
                              f"{self.num_classes} classes available")
         if num_shots > self.min_count:
             raise ValueError(f"{what}: {num_shots} images per class are needed but the "

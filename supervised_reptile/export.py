@@ -13,8 +13,8 @@ convention: Omniglot 28x28, background 1.0 and strokes 0.0; Mini-ImageNet
   serve(images): logits `[B, N]` of the meta-initialization. Batch norm uses
     the batch's own statistics, as everywhere in this model family.
   adapt_and_predict(support_images, support_labels, query_images): the
-    configured evaluation inner loop run in the graph (`--eval-iters` steps
-    of `--eval-batch`, the inner optimizer with its state as trained, weight
+    configured evaluation inner loop run in the graph (`eval_iters` steps
+    of `eval_batch`, the inner optimizer with its state as trained, weight
     decay), then the queries predicted transductively or each with the whole
     support set, as configured. Labels are 0..n-1 for any n <= N; any number
     of shots and queries. Returns `logits` `[Q, n]` and `predictions` `[Q]`.
@@ -27,7 +27,7 @@ convention: Omniglot 28x28, background 1.0 and strokes 0.0; Mini-ImageNet
 `supervised_reptile.json` next to the SavedModel records the run's
 configuration, the image shape and the value convention (used by `predict`).
 
-Command line: `python -m supervised_reptile.export --checkpoint CKPT --export DIR`.
+The export command (`cli.export_main`) writes one from a run's checkpoint folder.
 """
 
 import dataclasses

@@ -9,6 +9,7 @@ The run scripts' flag names, types, defaults and meanings are the original's
 import argparse
 import dataclasses
 import os
+import re
 from typing import Sequence
 
 from supervised_reptile import validate
@@ -38,6 +39,25 @@ class CheckDataArgs:
     data_dir: str
     dataset: str | None
     decode: bool
+
+
+#: Settings that library messages name in backticks but that are no `Config` field.
+_OTHER_FLAGS = {"no_decode": "--no-decode", "foml": "--foml", "maml": "--maml"}
+
+
+def for_users(message: str) -> str:
+    """A library message with every setting it names in backticks (`data_dir`)
+    named by the flag a user types (--data-dir): the library speaks of settings,
+    the command line of flags."""
+    fields = set(Config().flat())
+
+    def flag(match: re.Match) -> str:
+        name = match.group(1)
+        if name in _OTHER_FLAGS:
+            return _OTHER_FLAGS[name]
+        return validate.flag_name(name) if name in fields else match.group(0)
+
+    return re.sub(r"`([a-z_]+)`", flag, message)
 
 
 def all_presets() -> dict:

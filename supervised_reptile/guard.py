@@ -57,7 +57,7 @@ def check_finite(metrics: dict | None, iteration: int) -> None:
             raise NonFiniteLoss(
                 f"{name} is {value} at meta-iteration {iteration}: training diverged; "
                 "stopped without saving, so the checkpoints written before it hold the last "
-                "good weights (try a lower --learning-rate or --meta-step)")
+                "good weights (try a lower `learning_rate` or `meta_step`)")
 
 
 def guarded_save(save: Callable[[int], None], directory: str,

@@ -67,7 +67,7 @@ class InnerOptimizer(tf.Module):
 
 
 class SGD(InnerOptimizer):
-    """Plain gradient descent, `w <- w - lr * g` (the original's `--sgd`)."""
+    """Plain gradient descent, `w <- w - lr * g` (the original's SGD option)."""
 
     def __init__(self, learning_rate: float):
         super().__init__(learning_rate, name="sgd")

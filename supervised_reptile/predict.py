@@ -1,6 +1,6 @@
 """Few-shot prediction for people: a folder of examples per class in, a label per image out.
 
-    python -m supervised_reptile.predict --model DIR --support SUPPORT --query QUERY
+    `cli.predict_main`: a model folder, a support folder, a query folder
 
 `SUPPORT/<class name>/*` holds the labelled examples (sorted class names
 become labels 0..n-1, n <= the model's N; any number of images per class),

@@ -1,4 +1,4 @@
-"""The paper presets: named settings that a run's flags start from (`--preset`).
+"""The paper presets: named settings that a run's flags start from.
 
 Flat field names (`config.Config.from_flat`); explicit flags override them.
 """

@@ -2,7 +2,7 @@
 
 It draws on stderr with carriage returns, so stdout keeps only the
 original's lines (`batch ...`, `Train accuracy: ...`) for scripts that parse
-them. By default (`--progress auto`) it is drawn only when stderr is a
+them. By default (`progress` "auto") it is drawn only when stderr is a
 terminal: logs redirected to a file get no control characters.
 """
 

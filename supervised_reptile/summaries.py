@@ -1,6 +1,6 @@
 """TensorBoard output of a training run.
 
-Layout under `--checkpoint` (`tensorboard --logdir <checkpoint>`):
+Layout under the run's checkpoint folder (TensorBoard's log directory):
   train/  `accuracy` (the original's monitoring accuracy), `inner_loss` (mean
           summed loss per inner step of the meta-batch) and `meta_step_size`
           every iteration; `iterations_per_second`, `tasks_per_second` (both
@@ -58,7 +58,7 @@ class Summaries:
     """The writers of a run and what they record.
 
     Args:
-      directory: the run's `--checkpoint` folder; None writes nothing (the
+      directory: the run's checkpoint folder; None writes nothing (the
         non-chief workers of a distributed run).
       splits: monitored splits, one writer each (`<directory>/<split>`).
     """

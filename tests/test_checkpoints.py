@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, TINY_RUN_FLAGS, run_script
-from supervised_reptile import checkpoints, config as config_lib, models
+from supervised_reptile import flags, checkpoints, config as config_lib, models
 from supervised_reptile.config import Config
 from supervised_reptile.optimizers import Adam
 
@@ -38,8 +38,10 @@ def test_mismatches_name_the_flags_and_allow_evaluation_changes():
     now = Config.from_flat(classes=20, sgd=True, meta_iters=500, eval_samples=99,
                            transductive=True)
     diffs = checkpoints.mismatches(saved, now)
-    assert diffs == ["--classes was 5 in the checkpoint's run, is 20 now",
-                     "--sgd was False in the checkpoint's run, is True now"]
+    assert diffs == ["`classes` was 5 in the checkpoint's run, is 20 now",
+                     "`sgd` was False in the checkpoint's run, is True now"]
+    # The command line names them by their flags.
+    assert flags.for_users(diffs[0]) == "--classes was 5 in the checkpoint's run, is 20 now"
     # Fields a saved config lacks (an older version) count as their defaults.
     assert checkpoints.mismatches({}, Config()) == []
 
@@ -48,7 +50,7 @@ def test_incompatible_checkpoint_is_refused_with_one_line(tmp_path):
     config_lib.save(Config.from_flat(classes=5, algorithm="foml"), str(tmp_path))
     with pytest.raises(ValueError) as err:
         checkpoints.check_compatible(str(tmp_path), Config.from_flat(classes=5))
-    message = str(err.value)
+    message = flags.for_users(str(err.value))
     assert "\n" not in message
     assert "--foml was True in the checkpoint's run, is False now" in message
     assert "--restart" in message
@@ -64,9 +66,9 @@ def test_a_flat_config_json_of_an_earlier_version_is_still_compared(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(old))
     same = Config.from_flat(classes=5, seed=3, algorithm="foml", eval_samples=7)
     checkpoints.check_compatible(str(tmp_path), same)
-    with pytest.raises(ValueError, match="--foml was True in the checkpoint's run, is False now"):
+    with pytest.raises(ValueError, match="`foml` was True in the checkpoint's run, is False now"):
         checkpoints.check_compatible(str(tmp_path), same.replace(algorithm="reptile"))
-    with pytest.raises(ValueError, match="--maml was False in the checkpoint's run, is True now"):
+    with pytest.raises(ValueError, match="`maml` was False in the checkpoint's run, is True now"):
         checkpoints.check_compatible(str(tmp_path), same.replace(algorithm="maml"),
                                      checkpoints.STRUCTURE_FIELDS)
 

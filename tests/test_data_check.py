@@ -50,7 +50,7 @@ def test_half_downloaded_miniimagenet(tmp_path):
     assert code == 0 and lines[0] == f"miniimagenet in {data}"
     assert "  train: 3 classes, 12 images" in lines
     assert "note: split train has 3 classes; the original has 64" in lines
-    assert lines[-1].endswith("images not opened (--no-decode)")
+    assert lines[-1].endswith("images not opened (`no_decode`)")
     os.makedirs(tmp_path / ".fetch_tmp.abc123")
     code, lines = _report(data, None, False)
     assert code == 1

@@ -185,11 +185,11 @@ def test_taskspec_replacement_batch_larger_than_pool():
 
 
 def test_check_pool_errors(pool):
-    with pytest.raises(ValueError, match="training tasks: --classes 8 is more than the 7 classes"):
+    with pytest.raises(ValueError, match="training tasks: `classes` 8 is more than the 7 classes"):
         train_dataset(pool, TaskSpec(8, 1, 1, 1), 0, 1)
     with pytest.raises(ValueError, match="training tasks: 4 images per class .* smallest class has 3"):
         train_dataset(pool, TaskSpec(2, 4, 1, 1), 0, 1)
-    with pytest.raises(ValueError, match="evaluation tasks: --classes 8 is more than the 7"):
+    with pytest.raises(ValueError, match="evaluation tasks: `classes` 8 is more than the 7"):
         eval_dataset(pool, TaskSpec(8, 1, 1, 1), 0, 2)
     # Evaluation needs K + 1 per class (the query).
     with pytest.raises(ValueError, match="evaluation tasks: 4 images per class .* smallest class has 3"):

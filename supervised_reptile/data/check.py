@@ -4,7 +4,7 @@ Counting only lists directories (seconds even for Mini-ImageNet), so runs
 call `scan` before decoding anything; `report` also opens every image with
 the loaders' own decoders. Command line:
 
-  python -m supervised_reptile.check_data DATA_DIR [--dataset D] [--no-decode]
+  python -m supervised_reptile.check_data DATA_DIR   (`cli.check_data_main`)
 
 exits 0 when the data is usable as it is (notes about counts that differ
 from the original's may still be printed), 1 when it found problems
@@ -25,7 +25,7 @@ OMNIGLOT_DRAWINGS = 20
 MINIIMAGENET_CLASSES = {"train": 64, "val": 16, "test": 20}
 MINIIMAGENET_IMAGES = 600
 SUFFIX = {"omniglot": ".png", "miniimagenet": ".JPEG"}
-_FETCH_HINT = "download it with `./fetch_data.sh {dataset}` or pass --data-dir"
+_FETCH_HINT = "download it with `./fetch_data.sh {dataset}` or pass `data_dir`"
 
 
 def guess_dataset(data_dir: str) -> str:
@@ -60,7 +60,7 @@ def scan_omniglot(data_dir: str) -> dict[str, int]:
                          glob.glob(os.path.join(glob.escape(data_dir), "*", "*", "character*"))})
         if deeper:
             raise FileNotFoundError(f"{err}; the characters are one level deeper: pass "
-                                    f"--data-dir {deeper[0]}") from None
+                                    f"`data_dir` {deeper[0]}") from None
         raise FileNotFoundError(f"{err} (an empty or unfinished download?)") from None
     return {c: _count(c, ".png") for c in chars}
 
@@ -163,7 +163,7 @@ def report(data_dir: str, dataset: str | None = None, decode: bool = True,
                 for counts in groups.values() for c, n in counts.items() if n == 0]
     problems += [f"leftover of an interrupted fetch_data.sh run: {p} (safe to delete)"
                  for p in stale_downloads(data_dir)]
-    checked = "images not opened (--no-decode)"
+    checked = "images not opened (`no_decode`)"
     if decode:
         files = [class_pool.list_images(c, SUFFIX[dataset])
                  for counts in groups.values() for c in counts]

@@ -59,7 +59,7 @@ class BadImageError(ValueError):
         self.bad = list(bad)
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         path, reason = bad[0]
-        super().__init__(f"cannot read image {path!r}: {reason}{more}; pass --skip-bad-images "
+        super().__init__(f"cannot read image {path!r}: {reason}{more}; pass `skip_bad_images` "
                          "to go on without such files, or list them all with "
                          "`python -m supervised_reptile.check_data DATA_DIR`")
 

@@ -30,7 +30,7 @@ def list_classes(split_dir: str) -> list[str]:
     """Class directories of one split: entries starting with `n`, sorted."""
     if not os.path.isdir(split_dir):
         raise FileNotFoundError(f"Mini-ImageNet split directory {split_dir!r} does not exist; "
-                                "run ./fetch_data.sh or pass --data-dir")
+                                "run ./fetch_data.sh or pass `data_dir`")
     return [os.path.join(split_dir, n) for n in sorted(os.listdir(split_dir))
             if n.startswith("n") and os.path.isdir(os.path.join(split_dir, n))]
 

@@ -1,7 +1,7 @@
 """Omniglot: `<data_dir>/<alphabet>/<characterNN>/*.png` -> class pools (no TensorFlow).
 
 Reproduces `supervised_reptile/omniglot.py` of the original: sorted listing,
-a split by `random.shuffle` seeded with `--seed`, 28x28 nearest-neighbour
+a split by `random.shuffle` seeded with the run's seed, 28x28 nearest-neighbour
 pixels with background 1 and strokes 0 (no inversion), and the training
 characters rotated by 90/180/270 degrees as extra classes.
 """
@@ -23,7 +23,7 @@ def list_characters(data_dir: str) -> list[str]:
     sorted entries starting with `character`."""
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"Omniglot directory {data_dir!r} does not exist; "
-                                "run ./fetch_data.sh or pass --data-dir")
+                                "run ./fetch_data.sh or pass `data_dir`")
     chars = []
     for alphabet in sorted(os.listdir(data_dir)):
         alpha_dir = os.path.join(data_dir, alphabet)
@@ -33,7 +33,7 @@ def list_characters(data_dir: str) -> list[str]:
                   if c.startswith("character")]
     if not chars:
         raise FileNotFoundError(f"no <alphabet>/character*/ directories in {data_dir!r}; "
-                                "run ./fetch_data.sh or pass --data-dir")
+                                "run ./fetch_data.sh or pass `data_dir`")
     return chars
 
 
