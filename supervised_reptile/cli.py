@@ -78,7 +78,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     def body():
         from supervised_reptile import validate
         validate.check_export_source(args.checkpoint)
-        from supervised_reptile.export import export_checkpoint  # imports TensorFlow
+        from supervised_reptile.saved_model import export_checkpoint  # imports TensorFlow
         path = export_checkpoint(args.checkpoint, args.export)
         print(f"Exported {path} to {args.export}")
 
@@ -90,7 +90,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
     args = flags.parse_predict_args(argv)
 
     def body():
-        from supervised_reptile.predict import predict
+        from supervised_reptile.prediction import predict
         for name, label in predict(args.model, args.support, args.query):
             print(f"{name}\t{label}")
 

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from supervised_reptile import (checkpoints, config as config_lib, distribute, episodes,
-                                export, guard, progress, report, validate)
+                                guard, progress, report, saved_model, validate)
 from supervised_reptile.build import build_algorithm, load_samplers, task_specs
 from supervised_reptile.config import Config
 from supervised_reptile.evaluate import evaluate
@@ -59,7 +59,7 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
     if summaries is not None:
         summaries.final(results, config.meta.meta_iters, time.perf_counter() - began)
     if run_cfg.export and chief:
-        export.export(algorithm, config, run_cfg.export)
+        saved_model.export(algorithm, config, run_cfg.export)
         log_fn(f"Exported a SavedModel to {run_cfg.export}")
     return results
 

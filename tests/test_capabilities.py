@@ -24,7 +24,7 @@ from conftest import REPO, make_omniglot
 _SCRIPT = textwrap.dedent("""
     import json, os, shutil, sys
     import numpy as np, tensorflow as tf
-    from supervised_reptile import build, checkpoints, episodes, experiment, flags, predict
+    from supervised_reptile import build, checkpoints, episodes, experiment, flags, prediction
     from supervised_reptile.data import omniglot
     from supervised_reptile.evaluate import evaluate
 
@@ -86,7 +86,7 @@ _SCRIPT = textwrap.dedent("""
         unadapted = algorithm.model(task.query_images, training=True).numpy()
         assert not np.allclose(got, unadapted, atol=1e-4)  # the inner loop ran
 
-        labels = predict.predict(os.path.join(out, "saved"), os.path.join(root, "support"),
+        labels = prediction.predict(os.path.join(out, "saved"), os.path.join(root, "support"),
                                  os.path.join(root, "query"))
         assert len(labels) == 3 and {l for _, l in labels} <= {os.path.basename(c) for c in chars}
         print(mode, name, "ok", flush=True)

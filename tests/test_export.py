@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from supervised_reptile import build, checkpoints, cli, config as config_lib, episodes, export
+from supervised_reptile import build, checkpoints, cli, config as config_lib, episodes, saved_model
 
 # Runs in a fresh interpreter: plain TensorFlow and NumPy only.
 _LOADER = r"""
@@ -64,7 +64,7 @@ def test_exported_model_predicts_as_the_in_process_evaluation(trained, tiny_run,
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     out = np.load(tmp_path / "out.npz")
-    key = tf.constant([config.run.seed, export.EXPORT_STREAM], tf.int64)
+    key = tf.constant([config.run.seed, saved_model.EXPORT_STREAM], tf.int64)
     for i, t in enumerate(tasks):
         n = int(t.query_labels.shape[0])
         # Same episode and batch order: the same predictions as the evaluation.
@@ -119,7 +119,7 @@ def test_dynamic_mini_batches_equal_the_episodes_rule(replacement):
 def test_export_command_writes_the_same_model(trained, tiny_run, tmp_path):
     assert cli.export_main(["--checkpoint", tiny_run["checkpoint"],
                             "--export", str(tmp_path / "x")]) == 0
-    meta = json.loads((tmp_path / "x" / export.METADATA_FILE).read_text())
+    meta = json.loads((tmp_path / "x" / saved_model.METADATA_FILE).read_text())
     assert meta["num_classes"] == 5 and meta["image_shape"] == [28, 28]
     images = np.random.default_rng(0).random((4, 28, 28)).astype(np.float32)
     a = tf.saved_model.load(str(tmp_path / "x")).signatures["serve"](images=images)["logits"]

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from supervised_reptile import cli, predict
+from supervised_reptile import cli, prediction
 from supervised_reptile.data import omniglot
 
 
@@ -38,7 +38,7 @@ def test_prints_a_class_name_per_query_image(tiny_run, tmp_path, capsys):
 
 def test_support_images_are_preprocessed_as_in_training(tiny_run, tmp_path):
     support, _, _ = _folders(tiny_run["data"], tmp_path, 2)
-    images, labels, names = predict.read_support(support, omniglot.read_image)
+    images, labels, names = prediction.read_support(support, omniglot.read_image)
     first = os.path.join(support, names[0], sorted(os.listdir(os.path.join(support, names[0])))[0])
     assert images.shape == (4, 28, 28) and labels.tolist() == [0, 0, 1, 1]
     np.testing.assert_array_equal(images[0], omniglot.read_image(first) / np.float32(255))
@@ -48,4 +48,4 @@ def test_support_images_are_preprocessed_as_in_training(tiny_run, tmp_path):
 def test_more_classes_than_the_model_is_a_clear_error(tiny_run, tmp_path):
     support, query, _ = _folders(tiny_run["data"], tmp_path, 6, shots=1)
     with pytest.raises(ValueError, match="6 classes in .* at most 5"):
-        predict.predict(tiny_run["export"], support, query)
+        prediction.predict(tiny_run["export"], support, query)

@@ -8,7 +8,6 @@ import tensorflow as tf
 
 from supervised_reptile import models
 from supervised_reptile.algorithms import Reptile, task_batch
-from supervised_reptile.episodes import TrainEpisode
 from supervised_reptile.optimizers import SGD
 
 N = 3
