@@ -144,6 +144,9 @@ class RunConfig:
     export: str = ""
     compare: tuple[str, ...] = ()
 
+    def __post_init__(self):
+        object.__setattr__(self, "compare", tuple(self.compare))  # hashable, as it is frozen
+
 
 @dataclasses.dataclass(frozen=True)
 class PerformanceConfig:
@@ -233,7 +236,8 @@ def flat_dict(saved: dict) -> dict[str, Any]:
     foml, maml = flat.pop("foml", False), flat.pop("maml", False)
     if "algorithm" not in flat and (foml or maml):
         flat["algorithm"] = "maml" if maml else "foml"
-    return {k: v for k, v in flat.items() if k in _GROUP_OF}
+    # JSON has no tuples: lists come back as the tuples the config holds.
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in flat.items() if k in _GROUP_OF}
 
 
 def save(config: Config, directory: str) -> None:

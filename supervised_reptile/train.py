@@ -71,7 +71,8 @@ def train(algorithm: MetaLearner, tasks: Iterator[TrainEpisode], monitor: dict[s
             recorder.train_step(i, stats, step, trained - started, _num_tasks(batch))
         if i % eval_interval == 0:
             # One task per split, adapted together.
-            counts = score_chunk(algorithm, [next(episodes) for episodes in monitor.values()])
+            counts = (score_chunk(algorithm, [next(episodes) for episodes in monitor.values()])
+                      if monitor else [])
             accs = {name: int(c[-1]) / num_classes for name, c in zip(monitor, counts)}
             for name in monitor:
                 with writers[name].as_default():

@@ -45,7 +45,7 @@ def test_omniglot_train_checkpoint_events_and_pretrained(tmp_path):
     ck = tmp_path / "ck"
     assert sorted(p for p in os.listdir(ck) if p.endswith(".index")) == \
         ["model.ckpt-0.index", "model.ckpt-11.index"]
-    assert json.loads((ck / "config.json").read_text())["train_characters"] == 10
+    assert json.loads((ck / "config.json").read_text())["data"]["train_characters"] == 10
     # The checkpoint holds the inner Adam state: 12 iterations x 2 tasks x 2 steps.
     reader = tf.train.load_checkpoint(str(ck / "model.ckpt-11"))
     assert reader.get_tensor("optimizer/step/.ATTRIBUTES/VARIABLE_VALUE") == 48

@@ -340,8 +340,14 @@ def test_run_omniglot_maml_end_to_end(omniglot_dir, tmp_path):
     lines = out.stdout.splitlines()
     assert lines[:4] == ["Training...", *lines[1:3], "Evaluating..."]
     step_line = r"%s accuracy after each inner step \(95%% CI over 3 tasks\): 0: .*, 2: [0-9.]+ \+- [0-9.]+"
-    assert re.fullmatch(step_line % "Train", lines[4]) and lines[5].startswith("Train accuracy: ")
-    assert re.fullmatch(step_line % "Test", lines[6]) and lines[7].startswith("Test accuracy: ")
+    # The shared report: accuracies, CIs, then MAML's per-step protocol.
+    assert lines[4].startswith("Train accuracy: ") and lines[5].startswith("Test accuracy: ")
+    assert lines[6].startswith("Train accuracy 95% CI: ")
+    assert lines[7].startswith("Test accuracy 95% CI: ")
+    assert re.fullmatch(step_line % "Train", lines[8]) and re.fullmatch(step_line % "Test", lines[9])
+    # The last column of the per-step line is the accuracy after the last step.
+    last = float(re.search(r"2: ([0-9.]+) \+-", lines[9]).group(1))
+    assert abs(last - float(lines[5].split(": ")[1])) < 1e-4
     reader = tf.train.load_checkpoint(str(tmp_path / "ck" / "model.ckpt-3"))
     assert reader.get_tensor("optimizer/step/.ATTRIBUTES/VARIABLE_VALUE") == 4  # outer Adam
     assert reader.get_tensor("optimizer/m/0/.ATTRIBUTES/VARIABLE_VALUE").any()
