@@ -112,3 +112,11 @@ def tiny_run(tmp_path_factory):
     return {"root": root, "data": data, "checkpoint": str(root / "ck"),
             "export": str(root / "exported"), "results": str(root / "results.json"),
             "result": result}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that need the tiny training run (a subprocess of about 30 s) are
+    slow: `pytest -m "not slow"` stays a quick loop."""
+    for item in items:
+        if "tiny_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

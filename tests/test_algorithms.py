@@ -170,6 +170,7 @@ def test_weight_decay_shrinks_before_every_step():
         _pair(weight_decay=0.0)
 
 
+@pytest.mark.slow
 def test_evaluation_restores_everything_and_uses_the_trained_adam_state():
     alg, _, _ = _pair("adam")
     alg.meta_step(_train_episodes(), 0.5)
@@ -204,6 +205,7 @@ def test_predictions_use_the_original_batches(transductive):
                                   expected)
 
 
+@pytest.mark.slow
 def test_no_retracing_across_iterations():
     alg, _, _ = _pair("adam")
     for i in range(4):

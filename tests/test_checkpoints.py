@@ -75,8 +75,9 @@ def test_a_flat_config_json_of_an_earlier_version_is_still_compared(tmp_path):
 
 def test_an_unreadable_config_json_names_the_way_out(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(ValueError, match="cannot read .*; use --restart to start over"):
+    with pytest.raises(ValueError, match="cannot read .*; use `restart` to start over") as err:
         checkpoints.check_compatible(str(tmp_path), Config())
+    assert flags.for_users(str(err.value)).endswith("; use --restart to start over")
 
 
 def test_save_and_restore_carry_the_iteration_and_optimizer_state(tmp_path):
@@ -160,6 +161,7 @@ for i in range(10**9):
 """
 
 
+@pytest.mark.slow
 def test_kill_during_a_checkpoint_write_leaves_a_consistent_checkpoint(tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(tmp_path)], env=env,

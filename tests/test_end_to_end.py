@@ -83,6 +83,7 @@ def test_miniimagenet_runs_on_generated_jpegs(tmp_path):
     assert os.path.exists(tmp_path / "ck" / "model.ckpt-11.index")
 
 
+@pytest.mark.slow
 def test_pretrained_without_checkpoint_is_a_clear_error(tmp_path):
     data = make_omniglot(tmp_path / "omni", alphabets=1, characters=8)
     out = _run("run_omniglot.py", "--data-dir", data, "--train-characters", "6", "--pretrained",
@@ -91,6 +92,7 @@ def test_pretrained_without_checkpoint_is_a_clear_error(tmp_path):
     assert out.stderr.strip().splitlines()[-1] == "error: --pretrained: no checkpoint in 'nothing'"
 
 
+@pytest.mark.slow
 def test_foml_tail_with_one_inner_iteration_is_refused(tmp_path):
     out = _run("run_omniglot.py", "--foml", "--foml-tail", "1", "--inner-iters", "1",
                "--data-dir", str(tmp_path), cwd=tmp_path)

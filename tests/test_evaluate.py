@@ -66,6 +66,7 @@ def _tasks(count, seed=0):
             for _ in range(count)]
 
 
+@pytest.mark.slow
 def test_evaluate_at_once_counts_as_one_by_one_without_retracing():
     alg = _tiny_algorithm()
     tasks = _tasks(10)
@@ -84,6 +85,7 @@ def test_evaluate_at_once_counts_as_one_by_one_without_retracing():
         evaluate(alg, tasks, 10, tasks_at_once=0)
 
 
+@pytest.mark.slow
 def test_every_step_counts_one_column_per_step():
     alg = Reptile(models.build_omniglot_model(3, seed=1), Adam(1e-3), transductive=True)
     tasks = _tasks(5)
@@ -103,6 +105,7 @@ def test_every_step_counts_one_column_per_step():
     np.testing.assert_array_equal(counts[:, -1:], evaluate(alg, tasks, 5, tasks_at_once=2))
 
 
+@pytest.mark.slow
 def test_score_chunk_scores_a_list_of_tasks():
     alg = _tiny_algorithm()
     tasks = _tasks(3)

@@ -116,6 +116,7 @@ def test_dynamic_mini_batches_equal_the_episodes_rule(replacement):
         episodes.mini_batches(key, 10, 4, 7, replacement))
 
 
+@pytest.mark.slow
 def test_export_command_writes_the_same_model(trained, tiny_run, tmp_path):
     assert cli.export_main(["--checkpoint", tiny_run["checkpoint"],
                             "--export", str(tmp_path / "x")]) == 0

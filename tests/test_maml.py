@@ -194,6 +194,7 @@ def test_second_order_on_the_omniglot_model_differs_from_first_order():
     assert diff > 1e-3 * scale
 
 
+@pytest.mark.slow
 def test_evaluation_changes_no_state_and_predicts_per_step():
     from supervised_reptile.models import build_omniglot_model
     pool = _omniglot_tasks(1)

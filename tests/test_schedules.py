@@ -11,6 +11,8 @@ from supervised_reptile.algorithms import FOML, Reptile, schedules
 from supervised_reptile.episodes import EvalEpisode, TrainEpisode
 from supervised_reptile.optimizers import SGD, Adam
 
+pytestmark = pytest.mark.slow  # every test here traces whole meta-steps
+
 N, SHOTS, BATCH, ITERS = 3, 4, 5, 3
 
 
