@@ -50,6 +50,24 @@ def make_miniimagenet(root, classes=(3, 2, 2), images=8, seed=0):
     return str(root)
 
 
+def tiny_conv_model(num_classes: int, seed: int = 0, channels: int = 8):
+    """The Omniglot model's layer kinds (reshape, conv -> batch norm -> ReLU,
+    flatten, dense) with two narrow blocks: the same code paths, a fraction of
+    the tracing and compute."""
+    import keras
+    rng = np.random.default_rng(seed)
+    init = lambda: keras.initializers.GlorotUniform(int(rng.integers(2**31 - 1)))  # noqa: E731
+    inputs = keras.Input((28, 28), name="images")
+    x = keras.layers.Reshape((28, 28, 1))(inputs)
+    for _ in range(2):
+        x = keras.layers.Conv2D(channels, 3, strides=2, padding="same",
+                                kernel_initializer=init())(x)
+        x = keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3)(x)
+        x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, kernel_initializer=init())(x))
+
+
 @pytest.fixture
 def omniglot_dir(tmp_path):
     return make_omniglot(tmp_path / "omniglot")

@@ -4,7 +4,9 @@ One fresh process per mode (sequential, `--parallel-tasks`, `--distribute
 mirrored` on 2 logical CPUs), the three side by side; in each, every algorithm (Reptile, FOML, MAML,
 first-order MAML) trains a few meta-iterations on tiny generated Omniglot
 with monitoring, a final evaluation many tasks at once, `--eval-results` and
-`--export`. The script then checks, per algorithm:
+`--export`, on a narrow two-block version of the Omniglot model (the same
+layer kinds, so the same code paths, fast to trace). The script then checks,
+per algorithm:
   * the results file's per-task counts equal a one-by-one evaluation of the
     restored checkpoint (MAML: at every inner step, its protocol);
   * the SavedModel's adapt_and_predict runs this algorithm's own inner loop
@@ -29,6 +31,10 @@ _SCRIPT = textwrap.dedent("""
     from supervised_reptile.evaluate import evaluate
 
     mode, data, root = sys.argv[1:4]
+    sys.path.insert(0, os.path.join(os.environ["PYTHONPATH"], "tests"))
+    from conftest import tiny_conv_model
+    from supervised_reptile import models
+    models.BUILDERS["omniglot"] = tiny_conv_model  # the same layer kinds, fast to trace
     MODES = {"sequential": [], "at-once": ["--parallel-tasks"],
              "mirrored": ["--distribute", "mirrored", "--cpu-devices", "2"]}
     ALGORITHMS = {"reptile": [], "foml": ["--foml"], "maml": ["--maml"],

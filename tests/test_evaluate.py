@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from supervised_reptile import models
+from conftest import tiny_conv_model
+
 from supervised_reptile.algorithms import Reptile
 from supervised_reptile.episodes import EvalEpisode
 from supervised_reptile.evaluate import (accuracy, confidence_interval, correct_counts,
@@ -53,7 +54,7 @@ def test_confidence_interval_edge_cases():
 # -- evaluate: many tasks at once ------------------------------------------------
 
 def _tiny_algorithm():
-    return Reptile(models.build_omniglot_model(3, seed=1), Adam(1e-3))
+    return Reptile(tiny_conv_model(3, seed=1), Adam(1e-3))
 
 
 def _tasks(count, seed=0):
@@ -87,7 +88,7 @@ def test_evaluate_at_once_counts_as_one_by_one_without_retracing():
 
 @pytest.mark.slow
 def test_every_step_counts_one_column_per_step():
-    alg = Reptile(models.build_omniglot_model(3, seed=1), Adam(1e-3), transductive=True)
+    alg = Reptile(tiny_conv_model(3, seed=1), Adam(1e-3), transductive=True)
     tasks = _tasks(5)
     counts = evaluate(alg, tasks, 5, tasks_at_once=2, every_step=True)
     assert counts.dtype == np.int64 and counts.shape == (5, 3 + 1)  # 3 eval steps, and before

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from supervised_reptile import episodes, models
+from conftest import tiny_conv_model
+from supervised_reptile import episodes
 from supervised_reptile.algorithms import FOML, Reptile, schedules
 from supervised_reptile.episodes import EvalEpisode, TrainEpisode
 from supervised_reptile.optimizers import SGD, Adam
@@ -46,7 +47,7 @@ def _stack(eps):
 
 def _algorithm(cls=Reptile, optimizer="adam", lr=1e-3, **kwargs):
     opt = Adam(lr) if optimizer == "adam" else SGD(lr)
-    return cls(models.build_omniglot_model(N, seed=0), opt, **kwargs)
+    return cls(tiny_conv_model(N, seed=0), opt, **kwargs)
 
 
 def _params(alg):
