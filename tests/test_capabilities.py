@@ -1,7 +1,7 @@
 """Every algorithm in every mode, through every output: the README's capability matrix.
 
 One fresh process per mode (sequential, `--parallel-tasks`, `--distribute
-mirrored` on 2 logical CPUs), the three side by side; in each, every algorithm (Reptile, FOML, MAML,
+mirrored` on 2 logical CPUs); in each, every algorithm (Reptile, FOML, MAML,
 first-order MAML) trains a few meta-iterations on tiny generated Omniglot
 with monitoring, a final evaluation many tasks at once, `--eval-results` and
 `--export`, on a narrow two-block version of the Omniglot model (the same
@@ -107,16 +107,11 @@ def tiny_omniglot(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_every_algorithm_trains_evaluates_exports_and_predicts(tiny_omniglot, tmp_path):
-    # The three modes run side by side: most of the time goes to tracing,
-    # which keeps one core busy per process.
+@pytest.mark.parametrize("mode", ["sequential", "at-once", "mirrored"])
+def test_every_algorithm_trains_evaluates_exports_and_predicts(mode, tiny_omniglot, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
-    modes = ("sequential", "at-once", "mirrored")
-    procs = {mode: subprocess.Popen([sys.executable, "-c", _SCRIPT, mode, tiny_omniglot,
-                                     str(tmp_path / mode)], env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True) for mode in modes}
-    for mode, proc in procs.items():
-        out, err = proc.communicate(timeout=900)
-        assert proc.returncode == 0, (mode, out[-2000:] + err[-4000:])
-        for name in ("reptile", "foml", "maml", "maml-first-order"):
-            assert f"{mode} {name} ok" in out
+    proc = subprocess.run([sys.executable, "-c", _SCRIPT, mode, tiny_omniglot, str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    for name in ("reptile", "foml", "maml", "maml-first-order"):
+        assert f"{mode} {name} ok" in proc.stdout

@@ -99,7 +99,9 @@ def data(tmp_path_factory):
 def test_readme_command_runs(dataset, args, data, tmp_path):
     config = parse_args(args, dataset)
     assert config.meta.meta_iters in (40000, 100000, 200000)  # the command as written
-    extra = ["--meta-iters", "2", "--eval-samples", "2", "--data-dir", data[dataset],
+    # Shortened where it costs time (iterations, evaluation tasks and steps).
+    extra = ["--meta-iters", "2", "--eval-samples", "2", "--eval-iters", "5",
+             "--data-dir", data[dataset],
              "--checkpoint", str(tmp_path / config.run.checkpoint)]
     if dataset == "omniglot":
         extra += ["--train-characters", "5"]
