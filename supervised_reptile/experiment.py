@@ -93,7 +93,7 @@ def _train(config, stepper, samplers, specs, run_checkpoint, summaries, start, l
     meta = config.meta
     try:
         with guard.stop_on_sigint() as stop:
-            train(stepper, tasks, monitor, summaries.writers, save,
+            train(stepper, tasks, monitor, save,
                   meta_iters=meta.meta_iters, meta_step=meta.meta_step,
                   meta_step_final=meta.meta_step_final, eval_interval=config.eval.eval_interval,
                   num_classes=config.task.classes, start_iteration=start, log_fn=bar.wrap(log_fn),

@@ -26,6 +26,7 @@ from supervised_reptile.config import Config
 from supervised_reptile.episodes import FINAL_EVAL_STREAM, TRAIN_STREAM
 from supervised_reptile.evaluate import evaluate, outputs_of, squared_errors
 from supervised_reptile.picture import Fit, draw_fits, save_png
+from supervised_reptile.summaries import Summaries
 from supervised_reptile.train import meta_step_size
 
 #: Held-out tasks drawn in the picture.
@@ -104,7 +105,7 @@ def _report(algorithm, held_out, when: str, tasks_at_once: int, log_fn) -> float
     return float(errors[:, -1].mean())
 
 
-def _train(algorithm, config: Config, writer, log_fn) -> None:
+def _train(algorithm, config: Config, summaries: Summaries, log_fn) -> None:
     train_spec, _ = task_specs(config)
     meta = config.meta
     tasks = iter(sinusoid.train_dataset(train_spec, config.run.seed, meta.meta_batch,
@@ -114,9 +115,7 @@ def _train(algorithm, config: Config, writer, log_fn) -> None:
         metrics = algorithm.meta_step(next(tasks), step)
         if i % config.eval.eval_interval == 0 or i == meta.meta_iters - 1:
             values = {k: float(v) for k, v in metrics.items()}
-            with writer.as_default():
-                for name, value in values.items():
-                    tf.summary.scalar(name, value, step=i)
+            summaries.scalars(i, values)
             log_fn(f"batch {i}: " + " ".join(f"{k}={v:f}" for k, v in values.items()))
 
 
@@ -131,10 +130,10 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
     algorithm = build_algorithm(config)
     run_dir, at_once = config.run.checkpoint, config.performance.eval_tasks_at_once
     config_lib.save(config, run_dir)
-    writer = tf.summary.create_file_writer(os.path.join(run_dir, "train"))
+    summaries = Summaries(run_dir, splits=("train",))
     results = {"mse_before_training": _report(algorithm, held_out, "before", at_once, log_fn)}
     log_fn("Training...")
-    _train(algorithm, config, writer, log_fn)
+    _train(algorithm, config, summaries, log_fn)
     log_fn("Evaluating...")
     results["mse_after_training"] = _report(algorithm, held_out, "after", at_once, log_fn)
     checkpoint = tf.train.Checkpoint(model=algorithm.model, optimizer=algorithm.optimizer)
@@ -144,8 +143,6 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
     image = draw_fits(fits(algorithm, held_out, others))
     path = os.path.join(run_dir, "sinusoid.png")
     save_png(image, path)
-    with writer.as_default():
-        tf.summary.image("fits", image[None], step=config.meta.meta_iters)
-    writer.flush()
+    summaries.image("fits", image, config.meta.meta_iters)
     log_fn(f"Wrote {path}")
     return results

@@ -108,8 +108,13 @@ class Summaries:
                 tf.summary.scalar("inner_loss", stats["inner_loss"], step=iteration)
             tf.summary.scalar("meta_step_size", step_size, step=iteration)
 
-    def evaluated(self, iteration: int, seconds: float) -> None:
-        """After a monitoring evaluation: throughput since the last one, time totals."""
+    def evaluated(self, iteration: int, accuracies: dict[str, float], seconds: float) -> None:
+        """After a monitoring evaluation: each split's `accuracy`, the throughput
+        since the last one, time totals."""
+        for split, acc in accuracies.items():
+            with self.writers[split].as_default():
+                tf.summary.scalar("accuracy", acc, step=iteration)
+            self.writers[split].flush()
         self.eval_seconds += seconds
         iters, tasks, spent = self._window
         with self._train.as_default():
@@ -119,6 +124,18 @@ class Summaries:
             tf.summary.scalar("time/train_seconds", self.train_seconds, step=iteration)
             tf.summary.scalar("time/eval_seconds", self.eval_seconds, step=iteration)
         self._window = [0, 0, 0.0]
+        self._train.flush()
+
+    def scalars(self, iteration: int, values: dict[str, float]) -> None:
+        """Named scalars on the train writer (the sinusoid run's meta-step losses)."""
+        with self._train.as_default():
+            for name, value in values.items():
+                tf.summary.scalar(name, value, step=iteration)
+
+    def image(self, name: str, image, step: int) -> None:
+        """A uint8 `[H, W, 3]` image on the train writer (the sinusoid run's fits)."""
+        with self._train.as_default():
+            tf.summary.image(name, image[None], step=step)
         self._train.flush()
 
     def final(self, accuracies: dict[str, float], step: int, seconds: float) -> None:

@@ -3,8 +3,6 @@
 import time
 from typing import Callable, Iterator
 
-import tensorflow as tf
-
 from supervised_reptile import guard
 from supervised_reptile.algorithms.base import MetaLearner
 from supervised_reptile.episodes import EvalEpisode, TrainEpisode
@@ -25,7 +23,7 @@ def _num_tasks(batch) -> int:
 
 
 def train(algorithm: MetaLearner, tasks: Iterator[TrainEpisode], monitor: dict[str, Iterator[EvalEpisode]],
-          writers: dict[str, tf.summary.SummaryWriter], save: Callable[[int], None], *,
+          save: Callable[[int], None], *,
           meta_iters: int, meta_step: float, meta_step_final: float, eval_interval: int,
           num_classes: int, start_iteration: int = 0, log_fn: Callable[[str], None] = print,
           time_deadline: float | None = None, checkpoint_interval: int = 100,
@@ -33,20 +31,19 @@ def train(algorithm: MetaLearner, tasks: Iterator[TrainEpisode], monitor: dict[s
     """Runs meta-iterations `start_iteration .. meta_iters - 1`.
 
     At iteration `i`: one meta-step with the annealed step size; if
-    `i % eval_interval == 0`, one evaluation task per monitored split (the
-    accuracy is written as scalar `accuracy` at step `i` to that split's
-    writer, and `batch <i>: train=<acc> test=<acc>` is logged); if
+    `i % eval_interval == 0`, one evaluation task per monitored split, adapted
+    together (`batch <i>: train=<acc> test=<acc>` is logged and the accuracies
+    go to `recorder.evaluated`); if
     `i % checkpoint_interval == 0` or `i` is the last iteration, `save(i)`.
 
     Args:
       algorithm: the meta-learner.
       tasks: meta-batches of training episodes, the first for `start_iteration`.
       monitor: split name -> endless evaluation episodes, in print order.
-      writers: split name -> summary writer.
       save: called with the iteration number to write a checkpoint.
       time_deadline: `time.time()` after which to stop (after that iteration).
       checkpoint_interval: iterations between checkpoints (the original's 100).
-      recorder: optional `summaries.Summaries`-like object told about every
+      recorder: optional `summaries.Summaries` (TensorBoard) told about every
         meta-step (`train_step`) and monitoring evaluation (`evaluated`).
       progress: optional `progress.Progress`, updated after every iteration.
       stop: when `stop.requested` (Ctrl-C), the current iteration is saved and
@@ -74,13 +71,9 @@ def train(algorithm: MetaLearner, tasks: Iterator[TrainEpisode], monitor: dict[s
             counts = (score_chunk(algorithm, [next(episodes) for episodes in monitor.values()])
                       if monitor else [])
             accs = {name: int(c[-1]) / num_classes for name, c in zip(monitor, counts)}
-            for name in monitor:
-                with writers[name].as_default():
-                    tf.summary.scalar("accuracy", accs[name], step=i)
-                writers[name].flush()
             log_fn("batch %d: %s" % (i, " ".join("%s=%f" % kv for kv in accs.items())))
             if recorder is not None:
-                recorder.evaluated(i, time.perf_counter() - trained)
+                recorder.evaluated(i, accs, time.perf_counter() - trained)
         stopping = stop is not None and stop.requested
         if i % checkpoint_interval == 0 or i == meta_iters - 1 or stopping:
             save(i)

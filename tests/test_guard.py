@@ -98,7 +98,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
                               algorithm.model.trainable_variables)
     tasks = _Poisoned(iter(episodes.train_dataset(pool, spec, 0, 1)), at=3)
     with pytest.raises(guard.NonFiniteLoss, match="at meta-iteration 3:"):
-        train(algorithm, tasks, {}, {}, save, meta_iters=200, meta_step=1.0, meta_step_final=0.0,
+        train(algorithm, tasks, {}, save, meta_iters=200, meta_step=1.0, meta_step_final=0.0,
               eval_interval=1000, num_classes=3, log_fn=lambda _: None)
     assert manager.checkpoints == [str(tmp_path / "ck" / "ckpt-0")]
     reader = tf.train.load_checkpoint(manager.latest_checkpoint)

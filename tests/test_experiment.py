@@ -71,16 +71,42 @@ def test_omniglot_train_checkpoint_events_and_pretrained(tmp_path):
 
 @pytest.mark.slow
 def test_miniimagenet_runs_on_generated_jpegs(tmp_path):
+    """A transductive FOML run: the flags must reach the learner, not just the log."""
     data = make_miniimagenet(tmp_path / "mini", classes=(4, 3, 3), images=5)
-    out = _run("run_miniimagenet.py", "--data-dir", data, "--checkpoint", "ck", "--classes", "3",
-               "--shots", "2", "--train-shots", "3", "--inner-batch", "4", "--eval-batch", "3",
-               "--transductive", "--foml", *FAST, cwd=tmp_path)
+    common = ["--data-dir", data, "--classes", "3", "--shots", "2", "--train-shots", "3",
+              "--inner-batch", "4", "--eval-batch", "3", *FAST]
+    out = _run("run_miniimagenet.py", *common, "--checkpoint", "ck", "--transductive", "--foml",
+               "--eval-results", "results.json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "Training..." and lines[4] == "Evaluating..."
     assert [l.split(":")[0] for l in lines[5:8]] == ["Train accuracy", "Validation accuracy",
                                                     "Test accuracy"]
     assert os.path.exists(tmp_path / "ck" / "model.ckpt-11.index")
+    saved = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert saved["meta"]["algorithm"] == "foml" and saved["task"]["transductive"] is True
+    # The printed evaluation is a transductive one of the saved weights, task by task.
+    from supervised_reptile import build, checkpoints, config as config_lib, episodes
+    from supervised_reptile.evaluate import evaluate
+    config = config_lib.from_dict(saved, data_dir=data, checkpoint=str(tmp_path / "ck"))
+    algorithm = build.build_algorithm(config)
+    assert algorithm.transductive and type(algorithm).__name__ == "FOML"
+    checkpoints.RunCheckpoint(config.run.checkpoint, algorithm.model,
+                              algorithm.optimizer).restore(lambda _: None)
+    _, spec = build.task_specs(config)
+    test = build.load_samplers(config)["test"]
+    counts = evaluate(algorithm, episodes.eval_dataset(test, spec, config.run.seed,
+                                                       episodes.FINAL_EVAL_STREAM + 2, 6), 6, 1)
+    results = json.loads((tmp_path / "results.json").read_text())["splits"]["test"]
+    assert counts[:, -1].tolist() == results["correct"]
+    # Reptile from the same seed and tasks ends elsewhere: --foml changed the update.
+    reptile = _run("run_miniimagenet.py", *common, "--checkpoint", "ck_reptile",
+                   "--transductive", cwd=tmp_path)
+    assert reptile.returncode == 0, reptile.stderr
+    a = tf.train.load_checkpoint(str(tmp_path / "ck" / "model.ckpt-11"))
+    b = tf.train.load_checkpoint(str(tmp_path / "ck_reptile" / "model.ckpt-11"))
+    name = next(k for k in a.get_variable_to_shape_map() if k.startswith("model/") and "kernel" in k)
+    assert not (a.get_tensor(name) == b.get_tensor(name)).all()
 
 
 @pytest.mark.slow

@@ -1,0 +1,49 @@
+"""The one build step: a configuration means the same learner in every command."""
+
+import pytest
+
+from supervised_reptile import build
+from supervised_reptile.algorithms import FOML, MAML, Oracle, Pretrained, Reptile, schedules
+from supervised_reptile.config import SINUSOID, Config
+from supervised_reptile.optimizers import SGD, Adam
+
+
+@pytest.mark.parametrize("fields, cls", [
+    ({}, Reptile), ({"algorithm": "foml"}, FOML), ({"algorithm": "maml"}, MAML)])
+def test_each_algorithm_is_built_with_its_settings(fields, cls):
+    algorithm = build.build_algorithm(Config.from_flat(classes=3, learning_rate=0.01,
+                                                       maml_inner_lr=0.2, **fields))
+    assert type(algorithm) is cls
+    assert algorithm.model.output_shape == (None, 3)
+    assert isinstance(algorithm.schedule, schedules.Shared)
+    if cls is MAML:  # inner SGD with alpha, outer Adam with beta1 0.9
+        assert isinstance(algorithm.inner.optimizer, SGD)
+        assert algorithm.inner.optimizer.learning_rate == 0.2
+        assert algorithm.optimizer.beta_1 == 0.9
+    else:  # the original's inner Adam, which is also what a checkpoint saves
+        assert algorithm.optimizer is algorithm.inner.optimizer
+        assert isinstance(algorithm.optimizer, Adam) and algorithm.optimizer.beta_1 == 0.0
+
+
+@pytest.mark.parametrize("fields, schedule", [
+    ({"inner_state": "per-task"}, schedules.PerTask), ({"parallel_tasks": True}, schedules.AtOnce),
+    ({"inner_state": "shared"}, schedules.Shared)])
+def test_performance_options_choose_the_schedule(fields, schedule):
+    assert isinstance(build.build_algorithm(Config.from_flat(**fields)).schedule, schedule)
+
+
+def test_sinusoid_learners_regress_transductively_and_the_oracle_sees_the_task():
+    for algorithm, cls, inputs in (("reptile", Reptile, 1), ("pretrained", Pretrained, 1),
+                                   ("oracle", Oracle, 3)):
+        learner = build.build_algorithm(Config.from_flat(dataset=SINUSOID, classes=1,
+                                                         algorithm=algorithm))
+        assert type(learner) is cls and learner.transductive
+        assert learner.model.input_shape == (None, inputs)
+
+
+def test_maml_like_task_specs_carry_a_query_set():
+    config = Config.from_flat(algorithm="pretrained", dataset=SINUSOID, classes=1, shots=10,
+                              inner_iters=3)
+    train_spec, eval_spec = build.task_specs(config)
+    assert (train_spec.num_shots, train_spec.tail_shots, train_spec.batch_size) == (20, 10, 10)
+    assert (eval_spec.batch_size, eval_spec.num_batches) == (10, config.eval.eval_iters)
