@@ -43,21 +43,15 @@ class CheckDataArgs:
 
 #: Settings that library messages name in backticks but that are no `Config` field.
 _OTHER_FLAGS = {"no_decode": "--no-decode", "foml": "--foml", "maml": "--maml"}
+#: Setting -> flag, built once: every printed line of a run goes through `for_users`.
+_FLAG_OF = {**{f: validate.flag_name(f) for f in Config().flat()}, **_OTHER_FLAGS}
 
 
 def for_users(message: str) -> str:
     """A library message with every setting it names in backticks (`data_dir`)
     named by the flag a user types (--data-dir): the library speaks of settings,
     the command line of flags."""
-    fields = set(Config().flat())
-
-    def flag(match: re.Match) -> str:
-        name = match.group(1)
-        if name in _OTHER_FLAGS:
-            return _OTHER_FLAGS[name]
-        return validate.flag_name(name) if name in fields else match.group(0)
-
-    return re.sub(r"`([a-z_]+)`", flag, message)
+    return re.sub(r"`([a-z_]+)`", lambda m: _FLAG_OF.get(m.group(1), m.group(0)), message)
 
 
 def all_presets() -> dict:
