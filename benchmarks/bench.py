@@ -133,7 +133,8 @@ def worker(preset: str, args) -> dict:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
     tf.config.experimental.enable_tensor_float_32_execution(False)  # honest float32
     import flops
-    from supervised_reptile.config import PRESETS, Config
+    from supervised_reptile.config import Config
+    from supervised_reptile.presets import PRESETS
     gpu = bool(tf.config.list_logical_devices("GPU"))
     size = 8192 if gpu else 2048
     gflops_before = flops.matmul_gflops(size)
@@ -225,7 +226,7 @@ def main(argv=None) -> int:
     if args.worker:
         print("ROW " + json.dumps(worker(args.worker, args)))
         return 0
-    from supervised_reptile.config import PRESETS
+    from supervised_reptile.presets import PRESETS
     names = list(PRESETS) if args.presets == "all" else args.presets.split(",")
     rows = []
     for name in names:

@@ -27,7 +27,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from supervised_reptile import episodes  # noqa: E402
-from supervised_reptile.config import MAML_PRESETS, Config  # noqa: E402
+from supervised_reptile.config import Config  # noqa: E402
+from supervised_reptile.presets import MAML_PRESETS  # noqa: E402
 from supervised_reptile.build import build_algorithm, task_specs  # noqa: E402
 
 from bench import synthetic_pool  # noqa: E402  (benchmarks/, this script's folder)

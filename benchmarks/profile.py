@@ -24,8 +24,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def op_times(logdir: str) -> collections.Counter:
-    """Op type -> total ms of its events in the newest trace under `logdir`."""
+def op_times(logdir: str, by_node: str | None = None) -> collections.Counter:
+    """Op type -> total ms of its events in the newest trace under `logdir`
+    (with `by_node`: node name -> total ms of the events of that op type)."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
     path = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))[-1]
     space = xplane_pb2.XSpace()
@@ -38,7 +39,11 @@ def op_times(logdir: str) -> collections.Counter:
             for event in line.events:
                 name = names.get(event.metadata_id, "")
                 if ":" in name:  # op events are named "<node name>:<op type>"
-                    total[name.rsplit(":", 1)[1]] += event.duration_ps / 1e9
+                    node, op = name.rsplit(":", 1)
+                    if by_node is None:
+                        total[op] += event.duration_ps / 1e9
+                    elif op == by_node:
+                        total[node] += event.duration_ps / 1e9
     return total
 
 
@@ -56,13 +61,16 @@ def main(argv=None) -> int:
     p.add_argument("--calls", type=int, default=3)
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--repo", default=os.path.dirname(HERE))
+    p.add_argument("--by-node", metavar="OP_TYPE",
+                   help="also break this op type's time down by node name")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path[:0] = [os.path.abspath(args.repo), HERE]
     import tensorflow as tf
     import bench
     import flops
-    from supervised_reptile.config import PRESETS, Config
+    from supervised_reptile.config import Config
+    from supervised_reptile.presets import PRESETS
     dataset, overrides = PRESETS[args.preset]
     config = Config.from_flat(dataset=dataset, **overrides)
     ns = argparse.Namespace(modes="parallel,many", eval_tasks_at_once=16)
@@ -96,6 +104,10 @@ def main(argv=None) -> int:
                      if op.endswith(k) or op.endswith(k + "WithBias")
                      or (k == "Conv2D" and op.endswith("FusedConv2D"))), "")
         print(f"{op:45s} {ms:8.2f} ms {100 * ms / total:5.1f}%{rate}")
+    if args.by_node:
+        print(f"{args.by_node} by node:")
+        for node, ms in op_times(logdir, args.by_node).most_common(args.top):
+            print(f"  {node[-90:]:90s} {ms / args.calls:8.2f} ms")
     return 0
 
 

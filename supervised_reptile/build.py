@@ -7,6 +7,7 @@ configuration means the same run everywhere.
 import os
 
 import keras
+import tensorflow as tf
 
 from supervised_reptile import episodes, models, sinusoid, validate
 from supervised_reptile.algorithms import FOML, MAML, Algorithm, Oracle, Pretrained, Reptile
@@ -17,6 +18,42 @@ from supervised_reptile.optimizers import make_optimizer
 #: Algorithms whose inner loop is MAML's (SGD on the whole support set) and
 #: whose training tasks carry a query set.
 MAML_LIKE = ("maml", "pretrained", "oracle")
+
+
+#: Dataset -> (intra-op, inter-op) threads when the configuration leaves them
+#: None (0: TensorFlow's default). Measured on a 2-core CPU, whole runs against
+#: each other (docs/performance.md): small convolutions gain nothing from a
+#: second thread per op, and a second core left to the input pipeline and the
+#: next op keeps the threads from fighting over the cores.
+THREADS = {"omniglot": (1, 2), "miniimagenet": (0, 0), SINUSOID: (1, 2)}
+
+
+def configure_threads(config: Config, log_fn=print) -> tuple[int, int]:
+    """Sets TensorFlow's thread pools for the run; returns `(intra, inter)`.
+
+    The pools are fixed once TensorFlow's runtime has started; a process that
+    already ran TensorFlow keeps its pools (said in one line when the
+    configuration asked for others explicitly).
+    """
+    perf = config.performance
+    intra, inter = THREADS[config.data.dataset]
+    intra = intra if perf.intra_op_threads is None else perf.intra_op_threads
+    inter = inter if perf.inter_op_threads is None else perf.inter_op_threads
+    threading = tf.config.threading
+    if (threading.get_intra_op_parallelism_threads(),
+            threading.get_inter_op_parallelism_threads()) == (intra, inter):
+        return intra, inter
+    try:
+        threading.set_intra_op_parallelism_threads(intra)
+        threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:  # the runtime already started in this process
+        if perf.intra_op_threads is not None or perf.inter_op_threads is not None:
+            log_fn(f"Warning: TensorFlow already started in this process; its thread pools "
+                   f"stay as they are, not `intra_op_threads` {intra} / `inter_op_threads` "
+                   f"{inter}")
+        return (threading.get_intra_op_parallelism_threads(),
+                threading.get_inter_op_parallelism_threads())
+    return intra, inter
 
 
 def load_samplers(config: Config) -> dict[str, episodes.Sampler]:

@@ -158,10 +158,16 @@ class PerformanceConfig:
       inner_state: "shared" (the original) or "per-task" inner optimizer state
         in meta-training; None: "per-task" with `parallel_tasks`, else "shared".
       eval_tasks_at_once: evaluation tasks adapted at once (results equal up to rounding).
+      intra_op_threads: TensorFlow's intra-op pool (threads one op may use;
+        0: its own default, one per core); None: the model's measured setting
+        (`build.THREADS`).
+      inter_op_threads: its inter-op pool (ops run at the same time), likewise.
     """
     parallel_tasks: bool = False
     inner_state: str | None = None
     eval_tasks_at_once: int = 16
+    intra_op_threads: int | None = None
+    inter_op_threads: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,7 +37,7 @@ import keras
 import tensorflow as tf
 
 from supervised_reptile import guard
-from supervised_reptile.algorithms.base import Algorithm, MetaLearner
+from supervised_reptile.algorithms.base import Algorithm, MetaLearner, compile_graph
 from supervised_reptile.episodes import EvalEpisode, TrainEpisode
 
 STRATEGIES = ("none", "mirrored", "multi-worker")
@@ -156,8 +156,8 @@ class DistributedLearner(MetaLearner):
         self.algorithm = algorithm
         self.strategy = strategy
         self.num_replicas = strategy.num_replicas_in_sync
-        self._step_fn = tf.function(self._meta_step)
-        self._predict_fn = tf.function(self._predict_many)
+        self._step_fn = compile_graph(self._meta_step)
+        self._predict_fn = compile_graph(self._predict_many)
 
     @property
     def model(self) -> keras.Model:

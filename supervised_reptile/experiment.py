@@ -1,5 +1,6 @@
 """A training run from a `Config`: preflight, build, resume, train, evaluate, report, export."""
 
+import itertools
 import sys
 import time
 from typing import Callable
@@ -8,7 +9,8 @@ import numpy as np
 
 from supervised_reptile import (checkpoints, config as config_lib, distribute, episodes,
                                 guard, progress, report, saved_model, validate)
-from supervised_reptile.build import build_algorithm, load_samplers, task_specs
+from supervised_reptile.build import (build_algorithm, configure_threads, load_samplers,
+                                      task_specs)
 from supervised_reptile.config import Config
 from supervised_reptile.evaluate import evaluate
 from supervised_reptile.progress import Progress
@@ -24,6 +26,7 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
     prints, writes checkpoints, TensorBoard events, results and exports.
     """
     validate.before_run(config)
+    configure_threads(config, log_fn)
     run_cfg, dist = config.run, config.distribution
     strategy = distribute.make_strategy(dist.distribute, dist.cpu_devices)
     chief = distribute.is_chief(strategy)
@@ -83,9 +86,10 @@ def _train(config, stepper, samplers, specs, run_checkpoint, summaries, start, l
                                         config.meta.meta_batch, start_iteration=start))
     summaries.hparams(config, list(samplers))
     if start < config.meta.meta_iters:
-        first_task = next(iter(episodes.train_dataset(samplers["train"], train_spec,
-                                                      config.run.seed, 1, start_iteration=start)))
-        summaries.episode(first_task.images[0].numpy(), config.task.classes, start)
+        # The image shows the first task this session trains on.
+        first_batch = next(tasks)
+        summaries.episode(first_batch.images[0].numpy(), config.task.classes, start)
+        tasks = itertools.chain([first_batch], tasks)
     bar = Progress("train", config.meta.meta_iters, start=start,
                    enabled=chief and progress.wanted(config.run.progress, sys.stderr))
     save = guard.guarded_save(run_checkpoint.save if chief else _silent, config.run.checkpoint,
@@ -104,6 +108,7 @@ def _train(config, stepper, samplers, specs, run_checkpoint, summaries, start, l
             raise
         raise distribute.worker_lost(err, run_checkpoint.latest) from None
     finally:
+        summaries.flush()
         bar.close()
 
 

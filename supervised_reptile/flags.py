@@ -159,6 +159,12 @@ def _add_speed_flags(p: argparse.ArgumentParser, d: dict) -> None:
                    help="evaluation tasks adapted at once (each from the same meta-weights "
                    "and optimizer state, so results equal one-by-one evaluation up to float "
                    "rounding); 1 evaluates one by one")
+    for pool, what in (("intra", "threads one op may use"),
+                       ("inter", "ops run at the same time")):
+        p.add_argument(f"--{pool}-op-threads", type=int, default=d[f"{pool}_op_threads"],
+                       metavar="N", help=f"TensorFlow's {pool}-op thread pool ({what}); 0: "
+                       "TensorFlow's default (one per core). Default: the setting measured "
+                       "fastest for the model on a 2-core CPU (docs/performance.md)")
 
 
 def build_parser(dataset: str) -> argparse.ArgumentParser:

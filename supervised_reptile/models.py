@@ -38,13 +38,11 @@ class BatchNorm(keras.layers.BatchNormalization):
         return outputs
 
 
-def _batch_norm(fused: bool):
-    # tf.layers.batch_normalization defaults: momentum 0.99, epsilon 1e-3, gamma and beta.
-    # The fused kernel pays off on Mini-ImageNet's 84x84 maps (about 20% per
-    # meta-iteration and evaluation task here) but was slower on Omniglot's
-    # tiny maps (evaluation tasks 84 -> 110 ms), so each model picks its own.
-    cls = BatchNorm if fused else keras.layers.BatchNormalization
-    return cls(momentum=0.99, epsilon=1e-3)
+def _batch_norm():
+    # tf.layers.batch_normalization defaults: momentum 0.99, epsilon 1e-3, gamma and beta. The
+    # original ran TensorFlow's fused kernel; so does BatchNorm (grappler then fuses the ReLU
+    # that follows into it on CPU).
+    return BatchNorm(momentum=0.99, epsilon=1e-3)
 
 
 def build_omniglot_model(num_classes: int, seed: int = 0) -> keras.Model:
@@ -67,7 +65,7 @@ def build_omniglot_model(num_classes: int, seed: int = 0) -> keras.Model:
     for i in range(4):
         x = keras.layers.Conv2D(64, 3, strides=2, padding="same",
                                 kernel_initializer=keras.initializers.GlorotUniform(seeds[i]))(x)
-        x = _batch_norm(fused=False)(x)
+        x = _batch_norm()(x)
         x = keras.layers.ReLU()(x)
     x = keras.layers.Flatten()(x)
     logits = keras.layers.Dense(num_classes, name="logits",
@@ -76,7 +74,7 @@ def build_omniglot_model(num_classes: int, seed: int = 0) -> keras.Model:
 
 
 def build_miniimagenet_model(num_classes: int, seed: int = 0) -> keras.Model:
-    """The Mini-ImageNet network: 4 x [conv 3x3 (32) -> BN -> maxpool 2 'same' -> ReLU] -> dense.
+    """The Mini-ImageNet network: 4 x [conv 3x3 (32) -> BN -> ReLU -> maxpool 2 'same'] -> dense.
 
     Args:
       num_classes: width of the logits layer (N).
@@ -94,9 +92,14 @@ def build_miniimagenet_model(num_classes: int, seed: int = 0) -> keras.Model:
     for i in range(4):
         x = keras.layers.Conv2D(32, 3, padding="same",
                                 kernel_initializer=keras.initializers.GlorotUniform(seeds[i]))(x)
-        x = _batch_norm(fused=True)(x)
-        x = keras.layers.MaxPooling2D(2, 2, padding="same")(x)
+        x = _batch_norm()(x)
+        # The original pools, then applies the ReLU. Both orders give the same
+        # values and gradients (ReLU is monotonic, so it commutes with a max),
+        # but with the ReLU first grappler fuses it into batch norm and every
+        # pooling gradient runs on oneDNN's kernel instead of Eigen's, which
+        # took 30% of a meta-iteration here (docs/performance.md).
         x = keras.layers.ReLU()(x)
+        x = keras.layers.MaxPooling2D(2, 2, padding="same")(x)
     x = keras.layers.Flatten()(x)
     logits = keras.layers.Dense(num_classes, name="logits",
                                 kernel_initializer=keras.initializers.GlorotUniform(seeds[4]))(x)

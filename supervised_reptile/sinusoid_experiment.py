@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from supervised_reptile import config as config_lib, report, sinusoid
 from supervised_reptile.algorithms import Algorithm
-from supervised_reptile.build import build_algorithm, task_specs
+from supervised_reptile.build import build_algorithm, configure_threads, task_specs
 from supervised_reptile.config import Config
 from supervised_reptile.episodes import FINAL_EVAL_STREAM, TRAIN_STREAM
 from supervised_reptile.evaluate import evaluate, outputs_of, squared_errors
@@ -126,6 +126,7 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
       `{"mse_before_training", "mse_after_training"}`: mean post-adaptation
       query MSE over the held-out tasks.
     """
+    configure_threads(config, log_fn)
     held_out = held_out_tasks(config)
     algorithm = build_algorithm(config)
     run_dir, at_once = config.run.checkpoint, config.performance.eval_tasks_at_once

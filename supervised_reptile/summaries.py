@@ -74,6 +74,7 @@ class Summaries:
         self.train_seconds = 0.0
         self.eval_seconds = 0.0
         self._window = [0, 0, 0.0]  # iterations, tasks, meta-step seconds
+        self._pending = []  # (iteration, inner loss or None, step size), not yet written
 
     @property
     def _train(self):
@@ -98,15 +99,25 @@ class Summaries:
 
     def train_step(self, iteration: int, stats: dict | None, step_size: float,
                    seconds: float, tasks: int) -> None:
-        """After a meta-step: its inner loss and step size; accumulates timing."""
+        """After a meta-step: its inner loss and step size; accumulates timing.
+
+        The points are kept and written at the next monitoring evaluation or
+        flush: a summary write per iteration costs eager ops between meta-steps.
+        """
         self.train_seconds += seconds
         self._window[0] += 1
         self._window[1] += tasks
         self._window[2] += seconds
+        loss = stats.get("inner_loss") if stats else None
+        self._pending.append((iteration, None if loss is None else float(loss), step_size))
+
+    def _write_pending(self) -> None:
         with self._train.as_default():
-            if stats and "inner_loss" in stats:
-                tf.summary.scalar("inner_loss", stats["inner_loss"], step=iteration)
-            tf.summary.scalar("meta_step_size", step_size, step=iteration)
+            for iteration, loss, step_size in self._pending:
+                if loss is not None:
+                    tf.summary.scalar("inner_loss", loss, step=iteration)
+                tf.summary.scalar("meta_step_size", step_size, step=iteration)
+        self._pending = []
 
     def evaluated(self, iteration: int, accuracies: dict[str, float], seconds: float) -> None:
         """After a monitoring evaluation: each split's `accuracy`, the throughput
@@ -117,6 +128,7 @@ class Summaries:
             self.writers[split].flush()
         self.eval_seconds += seconds
         iters, tasks, spent = self._window
+        self._write_pending()
         with self._train.as_default():
             if spent > 0:
                 tf.summary.scalar("iterations_per_second", iters / spent, step=iteration)
@@ -147,5 +159,6 @@ class Summaries:
         self.flush()
 
     def flush(self) -> None:
+        self._write_pending()
         for writer in list(self.writers.values()) + [self.root]:
             writer.flush()

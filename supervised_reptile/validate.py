@@ -140,6 +140,11 @@ def _check_run_options(config: Config) -> None:
                          "--inner-state per-task for the same rule")
     if perf.eval_tasks_at_once < 1:
         raise ValueError(f"--eval-tasks-at-once {perf.eval_tasks_at_once} must be >= 1")
+    for pool in ("intra", "inter"):
+        threads = getattr(perf, f"{pool}_op_threads")
+        if threads is not None and threads < 0:
+            raise ValueError(f"--{pool}-op-threads {threads} must be >= 0 (0: TensorFlow's "
+                             "default)")
     suffix = os.path.splitext(run.eval_results)[1].lower()
     if run.eval_results and suffix not in RESULT_FORMATS:
         raise ValueError(f"--eval-results {run.eval_results!r}: the file name must end in one "

@@ -1,5 +1,9 @@
 """The one build step: a configuration means the same learner in every command."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from supervised_reptile import build
@@ -47,3 +51,35 @@ def test_maml_like_task_specs_carry_a_query_set():
     train_spec, eval_spec = build.task_specs(config)
     assert (train_spec.num_shots, train_spec.tail_shots, train_spec.batch_size) == (20, 10, 10)
     assert (eval_spec.batch_size, eval_spec.num_batches) == (10, config.eval.eval_iters)
+
+
+def test_thread_pools_follow_the_model_and_the_flags(tmp_path):
+    # Pools are fixed when TensorFlow's runtime starts: each case in a fresh process.
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = ("import sys, tensorflow as tf; from supervised_reptile import build; "
+              "from supervised_reptile.config import Config; "
+              "build.configure_threads(Config.from_flat(**eval(sys.argv[1]))); "
+              "tf.constant(1.0) + 1; t = tf.config.threading; "
+              "print(t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads())")
+    cases = [({"dataset": "omniglot"}, build.THREADS["omniglot"]),
+             ({"dataset": "miniimagenet"}, build.THREADS["miniimagenet"]),
+             ({"dataset": "omniglot", "intra_op_threads": 2, "inter_op_threads": 0}, (2, 0))]
+    for fields, expected in cases:
+        out = subprocess.run([sys.executable, "-c", script, repr(fields)], capture_output=True,
+                             text=True, check=True, cwd=str(tmp_path),
+                             env={**os.environ, "PYTHONPATH": repo})
+        assert tuple(int(v) for v in out.stdout.split()) == expected, (fields, out.stderr[-500:])
+
+
+def test_thread_pools_already_started_are_kept_and_an_explicit_request_is_reported():
+    import tensorflow as tf
+    tf.constant(1.0) + 1  # the runtime has started in this test process
+    lines = []
+    current = (tf.config.threading.get_intra_op_parallelism_threads(),
+               tf.config.threading.get_inter_op_parallelism_threads())
+    wanted = current[0] + 1
+    assert build.configure_threads(Config.from_flat(intra_op_threads=wanted),
+                                   lines.append) == current
+    assert len(lines) == 1 and f"intra_op_threads` {wanted}" in lines[0]
+    assert build.configure_threads(Config.from_flat(), lines.append) == current
+    assert len(lines) == 1  # the model's default is not worth a warning

@@ -79,3 +79,36 @@ def test_fused_batch_norm_equals_keras_batch_norm_with_derivatives():
     np.testing.assert_allclose(h1.numpy(), h2.numpy(), rtol=1e-3, atol=1e-3)
     # Moving statistics stay at their initial values, as in the original.
     np.testing.assert_array_equal(ours.moving_mean.numpy(), np.zeros(4))
+
+
+def _original_order(model: keras.Model) -> keras.Model:
+    """The Mini-ImageNet network in the original's layer order (pool, then
+    ReLU) sharing `model`'s layers with weights."""
+    inputs = keras.Input(models.MINIIMAGENET_SHAPE)
+    x = inputs
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    for conv, norm in zip(convs, norms):
+        x = keras.layers.MaxPooling2D(2, 2, padding="same")(norm(conv(x)))
+        x = keras.layers.ReLU()(x)
+    return keras.Model(inputs, model.layers[-1](keras.layers.Flatten()(x)))
+
+
+def test_miniimagenet_relu_before_pooling_gives_the_originals_values_and_gradients():
+    model = models.build_miniimagenet_model(5, seed=3)
+    kinds = [type(l).__name__ for l in model.layers]
+    assert kinds.index("ReLU") < kinds.index("MaxPooling2D")  # the order this test is about
+    original = _original_order(model)
+    images = tf.random.uniform([10, 84, 84, 3], seed=4)
+    labels = tf.constant(np.arange(10) % 5)
+
+    def run(net):
+        with tf.GradientTape() as tape:
+            logits = net(images, training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        return logits, tape.gradient(loss, model.trainable_variables)
+
+    (ours, ours_grads), (theirs, their_grads) = run(model), run(original)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    for a, b in zip(ours_grads, their_grads):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)

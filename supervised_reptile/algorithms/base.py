@@ -31,6 +31,16 @@ from supervised_reptile.algorithms.inner_loop import InnerLoop, OneTask, Stacked
 from supervised_reptile.episodes import EvalEpisode, TrainEpisode
 
 
+def compile_graph(fn):
+    """`tf.function` without AutoGraph.
+
+    The loops here are explicit `tf.while_loop`s and no Python branch depends
+    on a tensor's value, so AutoGraph would change nothing; converting the
+    Keras layer code it would walk into costs seconds of every run's start-up.
+    """
+    return tf.function(fn, autograph=False)
+
+
 class MetaLearner(abc.ABC):
     """What a training loop, an evaluation and a checkpoint need of a meta-learner.
 
@@ -112,9 +122,9 @@ class Algorithm(MetaLearner):
         self.schedule = schedules.make(schedule)
         self.schedule.check(model)
         self.one_task = OneTask(self.learner)
-        self._compiled = {"meta_step": tf.function(self._meta_step),
-                          "predict": tf.function(self._predict),
-                          "predict_many": tf.function(self.stacked_outputs)}
+        self._compiled = {"meta_step": compile_graph(self._meta_step),
+                          "predict": compile_graph(self._predict),
+                          "predict_many": compile_graph(self.stacked_outputs)}
 
     # -- the hooks -------------------------------------------------------
 

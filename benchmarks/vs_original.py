@@ -1,0 +1,329 @@
+"""This project's run scripts against the original's, as whole processes, side by side.
+
+  python benchmarks/vs_original.py --presets o55,m55 --rounds 3 --out /tmp/vs
+
+Both sides run the paper command of each preset (its literal flags) on the
+same data: the real Omniglot subset in `../shared/data/omniglot` (100 training
+characters) and a Mini-ImageNet generated as JPEGs in the original's layout.
+Each figure is the difference of two whole runs that differ in one thing, so
+start-up, data loading and tracing cancel:
+
+  short      `--meta-iters S --eval-interval 100000 --eval-samples 1`
+  long       the same with `--meta-iters L`
+  monitored  `long` with the original's `--eval-interval 10`
+  evaluated  `short` with `--eval-samples 1 + E`
+
+  train ms per meta-iteration    (long - short) / (L - S)
+  monitored ms per meta-iteration (monitored - short) / (L - S)
+  evaluation ms per task         (evaluated - short) / (E * splits evaluated)
+  start-up s                     short - S * train - splits * evaluation
+                                 (everything before the first meta-iteration,
+                                 and the process's exit)
+  peak RSS                       the largest `ru_maxrss` of the four runs
+
+Runs alternate between the sides (this, original; next round original, this)
+so that the machine's drift falls on both alike; each figure is the median
+over rounds, with the rounds listed. The projected wall time of a paper
+command is start-up + meta_iters * monitored + 10000 * splits * evaluation
+(the paper commands monitor every 10 iterations and evaluate 10,000 tasks
+per split).
+
+The original is `../shared/peer` (`--peer`); where it is absent only this
+project's figures are measured, and the script says so. Writes
+`<out>/vs_original.json` (every run's seconds and the summary) and
+`<out>/vs_original.md` (the table).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+
+from supervised_reptile.presets import PRESETS  # noqa: E402
+
+SHARED = os.path.join(os.path.dirname(REPO), "shared")
+OMNIGLOT_ZIP = os.path.join(SHARED, "data", "omniglot", "images_background_small1.zip")
+OMNIGLOT_TRAIN_CHARACTERS = 100
+MINI_CLASSES = {"train": 64, "val": 16, "test": 20}
+SPLITS_EVALUATED = {"omniglot": 2, "miniimagenet": 3}  # train+test; train+val+test
+PAPER_EVAL_SAMPLES = 10000
+PAPER_EVAL_INTERVAL = 10
+NO_MONITORING = 100000
+
+#: Preset -> (S, L, E): short and long meta-iterations, extra evaluation tasks per split.
+COUNTS = {"o15": (10, 60, 40), "o15t": (10, 60, 40), "o55": (10, 60, 40),
+          "o120": (5, 25, 10), "o520": (5, 25, 10),
+          "m15": (4, 16, 10), "m15t": (4, 16, 10), "m55": (4, 16, 6)}
+# Flat preset fields the original's parser knows, and how they are spelled there.
+_FLAG = {"classes": "--classes", "shots": "--shots", "train_shots": "--train-shots",
+         "inner_batch": "--inner-batch", "inner_iters": "--inner-iters",
+         "learning_rate": "--learning-rate", "meta_step": "--meta-step",
+         "meta_step_final": "--meta-step-final", "meta_batch": "--meta-batch",
+         "eval_batch": "--eval-batch", "eval_iters": "--eval-iters"}
+
+
+def paper_flags(preset: str) -> tuple[str, list[str]]:
+    """The dataset and the paper command's flags (without meta-iters, checkpoint, data)."""
+    dataset, fields = PRESETS[preset]
+    flags = []
+    for name, value in fields.items():
+        if name == "transductive":
+            flags += ["--transductive"] if value else []
+        elif name in _FLAG:
+            flags += [_FLAG[name], str(value)]
+    return dataset, flags
+
+
+def omniglot_data(cache: str) -> str:
+    """The real Omniglot subset, unzipped once into `cache`."""
+    target = os.path.join(cache, "omniglot")
+    folder = os.path.join(target, "images_background_small1")
+    if not os.path.isdir(folder):
+        if not os.path.exists(OMNIGLOT_ZIP):
+            raise SystemExit(f"no Omniglot data: {OMNIGLOT_ZIP} is absent; pass --omniglot-dir")
+        with zipfile.ZipFile(OMNIGLOT_ZIP) as z:
+            z.extractall(target + ".part")
+        os.rename(target + ".part", target)
+    return folder
+
+
+def miniimagenet_data(cache: str, per_class: int, size: int) -> str:
+    """Generated JPEGs in the original's layout: `{train,val,test}/n<8 digits>/*.JPEG`."""
+    from PIL import Image
+    folder = os.path.join(cache, f"miniimagenet_{per_class}x{size}")
+    if os.path.isdir(folder):
+        return folder
+    part = folder + ".part"
+    rng = np.random.default_rng(0)
+    wnid = 0
+    for split, count in MINI_CLASSES.items():
+        for _ in range(count):
+            wnid += 1
+            cls_dir = os.path.join(part, split, f"n{wnid:08d}")
+            os.makedirs(cls_dir, exist_ok=True)
+            base = rng.integers(0, 256, (1, 1, 3))
+            for i in range(per_class):
+                # Smooth colour fields (upsampled noise): JPEG sizes like photos, not like noise.
+                small = np.clip(base + rng.normal(0, 60, (6, 6, 3)), 0, 255).astype(np.uint8)
+                img = Image.fromarray(small).resize((size, size), Image.BILINEAR)
+                img.save(os.path.join(cls_dir, f"n{wnid:08d}_{i}.JPEG"), quality=90)
+    os.rename(part, folder)
+    return folder
+
+
+class Side:
+    """How one implementation runs a command."""
+
+    def __init__(self, name, argv, env):
+        self.name, self.argv, self.env = name, argv, env
+
+    def run(self, dataset, flags, scratch) -> dict:
+        """Runs one whole process; returns its seconds and peak RSS (MiB)."""
+        checkpoint = tempfile.mkdtemp(dir=scratch)
+        cmd = self.argv(dataset) + flags + ["--checkpoint", checkpoint]
+        began = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=self.env(dataset), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, cwd=REPO)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - began
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            raise RuntimeError(f"{self.name} failed ({proc.returncode}): {' '.join(cmd)}\n"
+                               + out.decode(errors="replace")[-3000:])
+        return {"seconds": seconds, "rss_mib": usage.ru_maxrss / 1024}
+
+
+def this_side(repo, data, extra):
+    def argv(dataset):
+        return [sys.executable, os.path.join(repo, f"run_{dataset}.py"),
+                "--data-dir", data[dataset], "--progress", "off"] + (
+            ["--train-characters", str(OMNIGLOT_TRAIN_CHARACTERS)] if dataset == "omniglot"
+            else []) + extra
+
+    def env(dataset):
+        return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return Side("this", argv, env)
+
+
+def original_side(peer, python, data):
+    def argv(dataset):
+        return [os.path.join(peer, "run.sh"), dataset]
+
+    def env(dataset):
+        return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PEER_PY=python,
+                    PEER_DATA_DIR=data[dataset],
+                    OMNIGLOT_TRAIN_CHARS=str(OMNIGLOT_TRAIN_CHARACTERS))
+    return Side("original", argv, env)
+
+
+def run_kinds(s, l, e):
+    """Run kind -> the flags that vary."""
+    def flags(iters, interval, samples):
+        return ["--meta-iters", str(iters), "--eval-interval", str(interval),
+                "--eval-samples", str(samples)]
+    return {"short": flags(s, NO_MONITORING, 1), "long": flags(l, NO_MONITORING, 1),
+            "monitored": flags(l, PAPER_EVAL_INTERVAL, 1),
+            "evaluated": flags(s, NO_MONITORING, 1 + e)}
+
+
+def figures(runs: dict, counts, splits) -> dict:
+    """One round's figures from its four runs (seconds)."""
+    s, l, e = counts
+    sec = {k: v["seconds"] for k, v in runs.items()}
+    train = (sec["long"] - sec["short"]) / (l - s)
+    evaluation = (sec["evaluated"] - sec["short"]) / (e * splits)
+    return {"train_ms": 1000 * train,
+            "monitored_ms": 1000 * (sec["monitored"] - sec["short"]) / (l - s),
+            "eval_ms_per_task": 1000 * evaluation,
+            "startup_s": sec["short"] - s * train - splits * evaluation,
+            "peak_rss_mib": max(v["rss_mib"] for v in runs.values())}
+
+
+def summarise(rounds: list[dict], dataset: str, meta_iters: int) -> dict:
+    out = {}
+    for name in rounds[0]:
+        values = [r[name] for r in rounds]
+        out[name] = {"median": statistics.median(values), "rounds": values}
+    splits = SPLITS_EVALUATED[dataset]
+    out["paper_hours"] = (out["startup_s"]["median"]
+                          + meta_iters * out["monitored_ms"]["median"] / 1000
+                          + PAPER_EVAL_SAMPLES * splits * out["eval_ms_per_task"]["median"] / 1000
+                          ) / 3600
+    return out
+
+
+MEASURES = [("train_ms", "training, ms per meta-iteration"),
+            ("monitored_ms", "the same, monitoring every 10 iterations"),
+            ("eval_ms_per_task", "final evaluation, ms per task"),
+            ("startup_s", "start-up, s"),
+            ("peak_rss_mib", "peak RSS, MiB")]
+
+
+def markdown(summary: dict, label: str) -> str:
+    both = any("original" in v for v in summary.values())
+    lines = [f"### {label}", "",
+             "| preset | measure | this project | original | original / this |",
+             "|---|---|---|---|---|"]
+
+    def cell(fig):
+        rounds = ", ".join(f"{v:.0f}" if abs(v) >= 10 else f"{v:.1f}" for v in fig["rounds"])
+        m = fig["median"]
+        return f"{m:.0f} ({rounds})" if abs(m) >= 10 else f"{m:.1f} ({rounds})"
+
+    for preset, sides in summary.items():
+        this = sides["this"]
+        orig = sides.get("original")
+        for key, name in MEASURES:
+            ratio = "-"
+            if orig is not None:
+                if key == "startup_s":
+                    ratio = f"{this[key]['median'] - orig[key]['median']:+.1f} s"
+                elif this[key]["median"] > 0:
+                    ratio = f"{orig[key]['median'] / this[key]['median']:.2f}x"
+            lines.append(f"| {preset} | {name} | {cell(this[key])} | "
+                         f"{cell(orig[key]) if orig else 'not run'} | {ratio} |")
+        ratio = (f"{orig['paper_hours'] / this['paper_hours']:.2f}x" if orig else "-")
+        lines.append(f"| {preset} | paper command end to end, projected hours | "
+                     f"{this['paper_hours']:.1f} | "
+                     f"{'%.1f' % orig['paper_hours'] if orig else 'not run'} | {ratio} |")
+    if not both:
+        lines += ["", "The original was not run (no ../shared/peer)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--presets", default=",".join(PRESETS),
+                   help=f"comma-separated, from {', '.join(PRESETS)}")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--out", required=True, help="folder for vs_original.json and .md")
+    p.add_argument("--label", default="vs_original", help="the table's title")
+    p.add_argument("--repo", default=REPO, help="this project's checkout to time")
+    p.add_argument("--this-flags", default="",
+                   help="extra flags for this project's side, e.g. '--parallel-tasks'")
+    p.add_argument("--peer", default=os.path.join(SHARED, "peer"))
+    p.add_argument("--peer-python", default=os.environ.get("PEER_PY"),
+                   help="the python of the peer's venv (default: $PEER_PY, else setup.sh)")
+    p.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "vs_original_data"),
+                   help="where the unzipped and generated data are kept between runs")
+    p.add_argument("--omniglot-dir", help="default: the subset in ../shared, unzipped")
+    p.add_argument("--miniimagenet-dir", help="default: generated into --cache")
+    p.add_argument("--mini-per-class", type=int, default=600)
+    p.add_argument("--mini-size", type=int, default=84, help="generated JPEGs' side in pixels")
+    p.add_argument("--counts", default="", help="override S:L:E, e.g. 'o55=10:60:40,m55=4:16:6'")
+    args = p.parse_args(argv)
+
+    presets = args.presets.split(",")
+    unknown = [x for x in presets if x not in PRESETS]
+    if unknown:
+        p.error(f"unknown presets {unknown}; valid: {', '.join(PRESETS)}")
+    counts = dict(COUNTS)
+    for item in filter(None, args.counts.split(",")):
+        name, value = item.split("=")
+        counts[name] = tuple(int(v) for v in value.split(":"))
+    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.cache, exist_ok=True)
+    datasets = {PRESETS[x][0] for x in presets}
+    data = {}
+    if "omniglot" in datasets:
+        data["omniglot"] = args.omniglot_dir or omniglot_data(args.cache)
+    if "miniimagenet" in datasets:
+        data["miniimagenet"] = args.miniimagenet_dir or miniimagenet_data(
+            args.cache, args.mini_per_class, args.mini_size)
+
+    sides = [this_side(os.path.abspath(args.repo), data, args.this_flags.split())]
+    if os.path.exists(os.path.join(args.peer, "run.sh")):
+        python = args.peer_python or subprocess.run(
+            [os.path.join(args.peer, "setup.sh")], capture_output=True, text=True,
+            check=True).stdout.strip().splitlines()[-1]
+        sides.append(original_side(args.peer, python, data))
+    else:
+        print(f"the original is not timed: {args.peer} has no run.sh (pass --peer)", flush=True)
+
+    scratch = tempfile.mkdtemp(prefix="vs_original_")
+    raw = {x: {s.name: [] for s in sides} for x in presets}
+    for r in range(args.rounds):
+        order = sides if r % 2 == 0 else sides[::-1]
+        for preset in presets:
+            dataset, flags = paper_flags(preset)
+            for kind, varying in run_kinds(*counts[preset]).items():
+                for side in order:
+                    result = side.run(dataset, flags + varying, scratch)
+                    raw[preset][side.name].append(dict(result, round=r, kind=kind))
+                    print(f"round {r} {preset} {kind} {side.name}: {result['seconds']:.1f} s "
+                          f"{result['rss_mib']:.0f} MiB", flush=True)
+    summary = {}
+    for preset in presets:
+        dataset, _ = paper_flags(preset)
+        summary[preset] = {}
+        for side, runs in raw[preset].items():
+            per_round = [figures({x["kind"]: x for x in runs if x["round"] == r},
+                                 counts[preset], SPLITS_EVALUATED[dataset])
+                         for r in range(args.rounds)]
+            summary[preset][side] = summarise(per_round, dataset,
+                                              PRESETS[preset][1]["meta_iters"])
+    table = markdown(summary, args.label)
+    with open(os.path.join(args.out, "vs_original.json"), "w") as f:
+        json.dump({"label": args.label, "counts": {x: counts[x] for x in presets},
+                   "this_flags": args.this_flags, "data": data, "runs": raw,
+                   "summary": summary}, f, indent=1)
+    with open(os.path.join(args.out, "vs_original.md"), "w") as f:
+        f.write(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
