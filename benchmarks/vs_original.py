@@ -16,15 +16,19 @@ start-up, data loading and tracing cancel:
   train ms per meta-iteration    (long - short) / (L - S)
   monitored ms per meta-iteration (monitored - short) / (L - S)
   evaluation ms per task         (evaluated - short) / (E * splits evaluated)
-  start-up s                     short - S * train - splits * evaluation
-                                 (everything before the first meta-iteration,
-                                 and the process's exit)
+  start-up s                     seconds from the process's start to its first
+                                 line `batch 0: ...` (in `short`: start-up,
+                                 the first meta-iteration and its monitoring
+                                 evaluation, as both sides print it)
+  fixed cost s                   short - S * train - splits * evaluation
+                                 (start-up, tracing, checkpoints and exit:
+                                 what a run costs besides its iterations)
   peak RSS                       the largest `ru_maxrss` of the four runs
 
 Runs alternate between the sides (this, original; next round original, this)
 so that the machine's drift falls on both alike; each figure is the median
 over rounds, with the rounds listed. The projected wall time of a paper
-command is start-up + meta_iters * monitored + 10000 * splits * evaluation
+command is fixed cost + meta_iters * monitored + 10000 * splits * evaluation
 (the paper commands monitor every 10 iterations and evaluate 10,000 tasks
 per split).
 
@@ -129,20 +133,27 @@ class Side:
         self.name, self.argv, self.env = name, argv, env
 
     def run(self, dataset, flags, scratch) -> dict:
-        """Runs one whole process; returns its seconds and peak RSS (MiB)."""
+        """Runs one whole process; returns its seconds, the seconds until its
+        first monitoring line (`batch 0: ...`, printed after the first
+        meta-iteration and its monitoring evaluation) and peak RSS (MiB)."""
         checkpoint = tempfile.mkdtemp(dir=scratch)
         cmd = self.argv(dataset) + flags + ["--checkpoint", checkpoint]
         began = time.perf_counter()
         proc = subprocess.Popen(cmd, env=self.env(dataset), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, cwd=REPO)
-        out = proc.stdout.read()
+        out, first_line = [], None
+        for line in proc.stdout:
+            if first_line is None and line.startswith(b"batch 0:"):
+                first_line = time.perf_counter() - began
+            out.append(line)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - began
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode:
             raise RuntimeError(f"{self.name} failed ({proc.returncode}): {' '.join(cmd)}\n"
-                               + out.decode(errors="replace")[-3000:])
-        return {"seconds": seconds, "rss_mib": usage.ru_maxrss / 1024}
+                               + b"".join(out).decode(errors="replace")[-3000:])
+        return {"seconds": seconds, "first_output_s": first_line,
+                "rss_mib": usage.ru_maxrss / 1024}
 
 
 def this_side(repo, data, extra):
@@ -153,7 +164,7 @@ def this_side(repo, data, extra):
             else []) + extra
 
     def env(dataset):
-        return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     return Side("this", argv, env)
 
 
@@ -162,7 +173,7 @@ def original_side(peer, python, data):
         return [os.path.join(peer, "run.sh"), dataset]
 
     def env(dataset):
-        return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PEER_PY=python,
+        return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", PEER_PY=python,
                     PEER_DATA_DIR=data[dataset],
                     OMNIGLOT_TRAIN_CHARS=str(OMNIGLOT_TRAIN_CHARACTERS))
     return Side("original", argv, env)
@@ -187,7 +198,8 @@ def figures(runs: dict, counts, splits) -> dict:
     return {"train_ms": 1000 * train,
             "monitored_ms": 1000 * (sec["monitored"] - sec["short"]) / (l - s),
             "eval_ms_per_task": 1000 * evaluation,
-            "startup_s": sec["short"] - s * train - splits * evaluation,
+            "fixed_s": sec["short"] - s * train - splits * evaluation,
+            "first_output_s": runs["short"]["first_output_s"],
             "peak_rss_mib": max(v["rss_mib"] for v in runs.values())}
 
 
@@ -197,7 +209,7 @@ def summarise(rounds: list[dict], dataset: str, meta_iters: int) -> dict:
         values = [r[name] for r in rounds]
         out[name] = {"median": statistics.median(values), "rounds": values}
     splits = SPLITS_EVALUATED[dataset]
-    out["paper_hours"] = (out["startup_s"]["median"]
+    out["paper_hours"] = (out["fixed_s"]["median"]
                           + meta_iters * out["monitored_ms"]["median"] / 1000
                           + PAPER_EVAL_SAMPLES * splits * out["eval_ms_per_task"]["median"] / 1000
                           ) / 3600
@@ -207,7 +219,8 @@ def summarise(rounds: list[dict], dataset: str, meta_iters: int) -> dict:
 MEASURES = [("train_ms", "training, ms per meta-iteration"),
             ("monitored_ms", "the same, monitoring every 10 iterations"),
             ("eval_ms_per_task", "final evaluation, ms per task"),
-            ("startup_s", "start-up, s"),
+            ("first_output_s", "start-up: seconds to the first `batch 0` line"),
+            ("fixed_s", "fixed cost of a run (start-up, tracing, exit), s"),
             ("peak_rss_mib", "peak RSS, MiB")]
 
 
@@ -228,7 +241,7 @@ def markdown(summary: dict, label: str) -> str:
         for key, name in MEASURES:
             ratio = "-"
             if orig is not None:
-                if key == "startup_s":
+                if key in ("fixed_s", "first_output_s"):
                     ratio = f"{this[key]['median'] - orig[key]['median']:+.1f} s"
                 elif this[key]["median"] > 0:
                     ratio = f"{orig[key]['median'] / this[key]['median']:.2f}x"

@@ -137,7 +137,7 @@ class InnerLoop:
 
     def run(self, forward: OneTask, weights, frozen, state, images, labels, batches, tail=None,
             record: Callable | None = None):
-        """Inner steps over `batches` in a graph loop, then the last one.
+        """Inner steps over `batches` (then `tail`) in a graph loop.
 
         Args:
           forward: `OneTask` or `StackedTasks` (then every argument but
@@ -147,8 +147,7 @@ class InnerLoop:
           images, labels: the task's examples `[S, ...]` and labels `[S]`.
           batches: int32 `[steps, batch]` indices into them.
           tail: int32 `[T]` indices of a final batch run after all of
-            `batches` (FOML's tail); None or empty: the last row of `batches`
-            is the final batch.
+            `batches` (FOML's tail); None or empty: none.
           record: `weights -> tensor`, called before the first step and after
             every step (to evaluate every step cheaply in one loop).
 
@@ -160,32 +159,36 @@ class InnerLoop:
         """
         batches = forward.steps_first(batches)
         weights, state = forward.enter((weights, state))
-        if tail is not None and tail.shape[-1]:
-            head, last = batches, tail
-        else:
-            head, last = batches[:-1], batches[-1]
+        # Every step of `batches` runs in one graph loop that also carries the
+        # weights before its latest step: one copy of the step in the graph
+        # (half the tracing), and grappler rewrites all of them alike.
+        with_tail = tail is not None and tail.shape[-1]
         trace = ()  # a TensorArray of the records, or nothing
         if record is not None:
-            trace = tf.TensorArray(weights[0].dtype, size=tf.shape(head)[0] + 2)
+            trace = tf.TensorArray(weights[0].dtype,
+                                   size=tf.shape(batches)[0] + 1 + int(bool(with_tail)))
             trace = trace.write(0, record(weights))
 
-        def body(i, w, s, total, trace):
-            w, s, loss = self._batch_step(forward, w, frozen, s, images, labels, head[i])
+        def body(i, w, _, s, total, trace):
+            new, s, loss = self._batch_step(forward, w, frozen, s, images, labels, batches[i])
             if record is not None:
-                trace = trace.write(i + 1, record(w))
-            return i + 1, w, s, total + loss, trace
+                trace = trace.write(i + 1, record(new))
+            return i + 1, new, w, s, total + loss, trace
 
-        steps, weights, state, total, trace = tf.while_loop(
-            lambda i, *_: i < tf.shape(head)[0], body,
-            (tf.constant(0), weights, state, tf.zeros(forward.loss_shape, weights[0].dtype), trace))
-        before_last = weights
-        weights, state, loss = self._batch_step(forward, weights, frozen, state, images, labels,
-                                                last)
-        records = None
-        if record is not None:
-            records = trace.write(steps + 1, record(weights)).stack()
+        steps, weights, before_last, state, total, trace = tf.while_loop(
+            lambda i, *_: i < tf.shape(batches)[0], body,
+            (tf.constant(0), weights, weights, state,
+             tf.zeros(forward.loss_shape, weights[0].dtype), trace))
+        if with_tail:  # FOML's tail: the final step on its own batch
+            before_last = weights
+            weights, state, loss = self._batch_step(forward, weights, frozen, state, images,
+                                                    labels, tail)
+            if record is not None:
+                trace = trace.write(steps + 1, record(weights))
+            steps, total = steps + 1, total + loss
+        records = trace.stack() if record is not None else None
         weights, before_last, state = forward.leave((weights, before_last, state))
-        return weights, before_last, state, (total + loss) / tf.cast(steps + 1, loss.dtype), records
+        return weights, before_last, state, total / tf.cast(steps, total.dtype), records
 
     def unrolled(self, forward: OneTask, weights, frozen, state, images, labels, batches):
         """The same steps as `run`, unrolled in Python (a static step count), so
