@@ -25,7 +25,7 @@ MAML_LIKE = ("maml", "pretrained", "oracle")
 #: each other (docs/performance.md): small convolutions gain nothing from a
 #: second thread per op, and a second core left to the input pipeline and the
 #: next op keeps the threads from fighting over the cores.
-THREADS = {"omniglot": (1, 2), "miniimagenet": (0, 0), SINUSOID: (1, 2)}
+THREADS = {"omniglot": (1, 2), "miniimagenet": (0, 0), SINUSOID: (0, 0)}
 
 
 def configure_threads(config: Config, log_fn=print) -> tuple[int, int]:

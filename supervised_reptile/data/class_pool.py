@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
@@ -78,6 +79,11 @@ def describe_failure(path: str, err: Exception) -> str:
     return f"{type(err).__name__}: {err}"
 
 
+#: Seconds per file under which decoding runs on one thread (`decode_classes`).
+SERIAL_BELOW = 0.002
+_PROBE = 32
+
+
 def decode_classes(class_files: Sequence[Sequence[str]], decode: Callable[[str], np.ndarray],
                    image_shape: tuple[int, ...], names: Sequence[str],
                    workers: int | None = None,
@@ -89,7 +95,11 @@ def decode_classes(class_files: Sequence[Sequence[str]], decode: Callable[[str],
       decode: maps a path to a uint8 array of shape `image_shape`.
       image_shape: the decoded shape.
       names: a name per class.
-      workers: decoding threads (Pillow releases the GIL while decoding).
+      workers: decoding threads (Pillow releases the GIL while decoding);
+        None: one thread while the first files decode in under `SERIAL_BELOW`
+        seconds each (small files: Pillow's per-file Python work holds the GIL,
+        and threads fighting over it made 84x84 JPEGs decode 2x slower here),
+        else `min(8, cores + 1)`.
       on_skip: None to raise `BadImageError` for files that do not decode;
         otherwise such files are left out of their class and `on_skip` is
         called with a line naming each.
@@ -109,8 +119,20 @@ def decode_classes(class_files: Sequence[Sequence[str]], decode: Callable[[str],
             return c, i, path, describe_failure(path, err)
         return None
 
-    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 1) + 1)) as pool:
-        bad = [b for b in pool.map(_work, jobs) if b is not None]
+    bad, done = [], 0
+    if workers is None:  # time a few files one by one
+        began = time.perf_counter()
+        while done < min(_PROBE, len(jobs)):
+            bad.append(_work(jobs[done]))
+            done += 1
+        serial = (time.perf_counter() - began) < SERIAL_BELOW * max(done, 1)
+        workers = 1 if serial else min(8, (os.cpu_count() or 1) + 1)
+    if workers == 1:
+        bad += [_work(job) for job in jobs[done:]]
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            bad += list(pool.map(_work, jobs[done:]))
+    bad = [b for b in bad if b is not None]
     counts = np.array([len(f) for f in class_files], np.int32)
     if bad and on_skip is None:
         raise BadImageError([(path, reason) for _, _, path, reason in bad])
