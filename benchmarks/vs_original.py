@@ -41,6 +41,7 @@ project's figures are measured, and the script says so. Writes
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -148,6 +149,7 @@ class Side:
             out.append(line)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - began
+        shutil.rmtree(checkpoint, ignore_errors=True)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode:
             raise RuntimeError(f"{self.name} failed ({proc.returncode}): {' '.join(cmd)}\n"
@@ -156,7 +158,7 @@ class Side:
                 "rss_mib": usage.ru_maxrss / 1024}
 
 
-def this_side(repo, data, extra):
+def this_side(name, repo, data, extra):
     def argv(dataset):
         return [sys.executable, os.path.join(repo, f"run_{dataset}.py"),
                 "--data-dir", data[dataset], "--progress", "off"] + (
@@ -165,7 +167,7 @@ def this_side(repo, data, extra):
 
     def env(dataset):
         return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    return Side("this", argv, env)
+    return Side(name, argv, env)
 
 
 def original_side(peer, python, data):
@@ -206,8 +208,8 @@ def figures(runs: dict, counts, splits) -> dict:
 def summarise(rounds: list[dict], dataset: str, meta_iters: int) -> dict:
     out = {}
     for name in rounds[0]:
-        values = [r[name] for r in rounds]
-        out[name] = {"median": statistics.median(values), "rounds": values}
+        values = [r[name] for r in rounds if r[name] is not None]
+        out[name] = {"median": statistics.median(values) if values else None, "rounds": values}
     splits = SPLITS_EVALUATED[dataset]
     out["paper_hours"] = (out["fixed_s"]["median"]
                           + meta_iters * out["monitored_ms"]["median"] / 1000
@@ -224,33 +226,45 @@ MEASURES = [("train_ms", "training, ms per meta-iteration"),
             ("peak_rss_mib", "peak RSS, MiB")]
 
 
-def markdown(summary: dict, label: str) -> str:
+def markdown(summary: dict, label: str, ours: list[str]) -> str:
+    """The table: a column per checkout of this project (`ours`), the
+    original's, and the original / checkout ratio of each (a difference in
+    seconds for the start-up measures)."""
     both = any("original" in v for v in summary.values())
+    heads = [("this project" if n == "this" else n) for n in ours]
     lines = [f"### {label}", "",
-             "| preset | measure | this project | original | original / this |",
-             "|---|---|---|---|---|"]
+             "| preset | measure | " + " | ".join(heads) + " | original | "
+             + " | ".join(f"original / {h}" for h in heads) + " |",
+             "|---|---|" + "---|" * (2 * len(ours) + 1)]
 
     def cell(fig):
+        if fig["median"] is None:
+            return "-"
         rounds = ", ".join(f"{v:.0f}" if abs(v) >= 10 else f"{v:.1f}" for v in fig["rounds"])
         m = fig["median"]
         return f"{m:.0f} ({rounds})" if abs(m) >= 10 else f"{m:.1f} ({rounds})"
 
+    def ratio(key, this, orig):
+        if orig is None or this[key]["median"] is None or orig[key]["median"] is None:
+            return "-"
+        if key in ("fixed_s", "first_output_s"):
+            return f"{this[key]['median'] - orig[key]['median']:+.1f} s"
+        return f"{orig[key]['median'] / this[key]['median']:.2f}x" if this[key]["median"] > 0 \
+            else "-"
+
     for preset, sides in summary.items():
-        this = sides["this"]
         orig = sides.get("original")
         for key, name in MEASURES:
-            ratio = "-"
-            if orig is not None:
-                if key in ("fixed_s", "first_output_s"):
-                    ratio = f"{this[key]['median'] - orig[key]['median']:+.1f} s"
-                elif this[key]["median"] > 0:
-                    ratio = f"{orig[key]['median'] / this[key]['median']:.2f}x"
-            lines.append(f"| {preset} | {name} | {cell(this[key])} | "
-                         f"{cell(orig[key]) if orig else 'not run'} | {ratio} |")
-        ratio = (f"{orig['paper_hours'] / this['paper_hours']:.2f}x" if orig else "-")
+            lines.append(f"| {preset} | {name} | "
+                         + " | ".join(cell(sides[n][key]) for n in ours)
+                         + f" | {cell(orig[key]) if orig else 'not run'} | "
+                         + " | ".join(ratio(key, sides[n], orig) for n in ours) + " |")
+        hours = [sides[n]["paper_hours"] for n in ours]
         lines.append(f"| {preset} | paper command end to end, projected hours | "
-                     f"{this['paper_hours']:.1f} | "
-                     f"{'%.1f' % orig['paper_hours'] if orig else 'not run'} | {ratio} |")
+                     + " | ".join(f"{h:.1f}" for h in hours)
+                     + f" | {'%.1f' % orig['paper_hours'] if orig else 'not run'} | "
+                     + " | ".join(f"{orig['paper_hours'] / h:.2f}x" if orig else "-"
+                                  for h in hours) + " |")
     if not both:
         lines += ["", "The original was not run (no ../shared/peer)."]
     return "\n".join(lines) + "\n"
@@ -264,6 +278,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="folder for vs_original.json and .md")
     p.add_argument("--label", default="vs_original", help="the table's title")
     p.add_argument("--repo", default=REPO, help="this project's checkout to time")
+    p.add_argument("--also", action="append", default=[], metavar="NAME=REPO",
+                   help="another checkout of this project timed in the same rounds, e.g. "
+                   "before=/tmp/before (a `git worktree` of an older commit)")
     p.add_argument("--this-flags", default="",
                    help="extra flags for this project's side, e.g. '--parallel-tasks'")
     p.add_argument("--peer", default=os.path.join(SHARED, "peer"))
@@ -296,7 +313,11 @@ def main(argv=None) -> int:
         data["miniimagenet"] = args.miniimagenet_dir or miniimagenet_data(
             args.cache, args.mini_per_class, args.mini_size)
 
-    sides = [this_side(os.path.abspath(args.repo), data, args.this_flags.split())]
+    sides = [this_side("this", os.path.abspath(args.repo), data, args.this_flags.split())]
+    for item in args.also:
+        name, _, repo = item.partition("=")
+        sides.append(this_side(name, os.path.abspath(repo), data, args.this_flags.split()))
+    ours = [s.name for s in sides]
     if os.path.exists(os.path.join(args.peer, "run.sh")):
         python = args.peer_python or subprocess.run(
             [os.path.join(args.peer, "setup.sh")], capture_output=True, text=True,
@@ -327,7 +348,7 @@ def main(argv=None) -> int:
                          for r in range(args.rounds)]
             summary[preset][side] = summarise(per_round, dataset,
                                               PRESETS[preset][1]["meta_iters"])
-    table = markdown(summary, args.label)
+    table = markdown(summary, args.label, ours)
     with open(os.path.join(args.out, "vs_original.json"), "w") as f:
         json.dump({"label": args.label, "counts": {x: counts[x] for x in presets},
                    "this_flags": args.this_flags, "data": data, "runs": raw,

@@ -44,6 +44,10 @@ class Interrupted(Exception):
         self.iteration = iteration
 
 
+#: The meta-step statistic that says whether the new meta-weights are all finite.
+WEIGHTS_FINITE = "weights_finite"
+
+
 def check_finite(metrics: dict | None, iteration: int) -> None:
     """Raises `NonFiniteLoss` if a meta-step's scalar metrics are not finite.
 
@@ -51,13 +55,20 @@ def check_finite(metrics: dict | None, iteration: int) -> None:
       metrics: what `meta_step` returned (e.g. `{"inner_loss": scalar}`); None is allowed.
       iteration: the meta-iteration, for the message.
     """
-    for name, value in (metrics or {}).items():
+    metrics = dict(metrics or {})
+    weights_finite = float(np.asarray(metrics.pop(WEIGHTS_FINITE, 1.0))) == 1.0
+    for name, value in metrics.items():
         value = float(np.asarray(value))
         if not math.isfinite(value):
             raise NonFiniteLoss(
                 f"{name} is {value} at meta-iteration {iteration}: training diverged; "
                 "stopped without saving, so the checkpoints written before it hold the last "
                 "good weights (try a lower `learning_rate` or `meta_step`)")
+    if not weights_finite:
+        raise NonFiniteLoss(
+            f"the meta-weights are not finite at meta-iteration {iteration}: training "
+            "diverged; stopped without saving, so the checkpoints written before it hold the "
+            "last good weights (try a lower `learning_rate` or `meta_step`)")
 
 
 def guarded_save(save: Callable[[int], None], directory: str,

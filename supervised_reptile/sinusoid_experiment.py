@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from supervised_reptile import config as config_lib, report, sinusoid
+from supervised_reptile import config as config_lib, guard, report, sinusoid
 from supervised_reptile.algorithms import Algorithm
 from supervised_reptile.build import build_algorithm, configure_threads, task_specs
 from supervised_reptile.config import Config
@@ -114,7 +114,7 @@ def _train(algorithm, config: Config, summaries: Summaries, log_fn) -> None:
         step = meta_step_size(i, meta.meta_iters, meta.meta_step, meta.meta_step_final)
         metrics = algorithm.meta_step(next(tasks), step)
         if i % config.eval.eval_interval == 0 or i == meta.meta_iters - 1:
-            values = {k: float(v) for k, v in metrics.items()}
+            values = {k: float(v) for k, v in metrics.items() if k != guard.WEIGHTS_FINITE}
             summaries.scalars(i, values)
             log_fn(f"batch {i}: " + " ".join(f"{k}={v:f}" for k, v in values.items()))
 

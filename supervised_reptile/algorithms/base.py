@@ -25,7 +25,7 @@ import abc
 import keras
 import tensorflow as tf
 
-from supervised_reptile import weights as wmath
+from supervised_reptile import guard, weights as wmath
 from supervised_reptile.algorithms import schedules
 from supervised_reptile.algorithms.inner_loop import InnerLoop, OneTask, StackedTasks, query_logits
 from supervised_reptile.episodes import EvalEpisode, TrainEpisode
@@ -182,14 +182,20 @@ class Algorithm(MetaLearner):
         bits as one device.
 
         Returns:
-          The mean over tasks of each of `losses`.
+          The mean over tasks of each of `losses`, and `guard.WEIGHTS_FINITE`
+          (1.0 if every new meta-weight is finite, else 0.0).
         """
         if tf.nest.flatten(state):
             self.inner.optimizer.assign_state(self.merge_state(state))
         new = self.outer_update(old, [wmath.mean_in_order(u) for u in updates], meta_step_size)
         for var, value in zip(self.model.trainable_variables, new):
             var.assign(value)
-        return {name: wmath.mean_in_order(loss) for name, loss in losses.items()}
+        stats = {name: wmath.mean_in_order(loss) for name, loss in losses.items()}
+        # A loss can stay finite while the weights are not (a fused batch norm +
+        # ReLU maps NaN activations to 0), so the guard is told about both.
+        stats[guard.WEIGHTS_FINITE] = tf.cast(
+            tf.reduce_all([tf.reduce_all(tf.math.is_finite(w)) for w in new]), tf.float32)
+        return stats
 
     def _meta_step(self, episodes: TrainEpisode, meta_step_size):
         old, frozen = self.read_weights()
