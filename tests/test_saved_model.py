@@ -73,7 +73,10 @@ def test_exported_model_predicts_as_the_in_process_evaluation(trained, tiny_run,
                                           _predictions(algorithm, t))
         expected = _query_logits(algorithm, t)
         assert out[f"batches{i}"].shape == (n, n)
-        np.testing.assert_allclose(out[f"batches{i}"], expected[:, :n], rtol=1e-6, atol=1e-6)
+        # The SavedModel's shapes are dynamic, so oneDNN's fused batch norm may
+        # reduce in another order than the in-process graph: rounding, which
+        # 50 Adam steps carry to about 1e-5 in the logits.
+        np.testing.assert_allclose(out[f"batches{i}"], expected[:, :n], rtol=1e-4, atol=1e-4)
         # The fixed-seed signature draws its batches with the episodes' rule from its key.
         if n == config.task.classes:
             fixed = episodes.mini_batches(key, t.support_labels.shape[0], config.eval.eval_batch,
