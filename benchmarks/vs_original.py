@@ -281,6 +281,9 @@ def main(argv=None) -> int:
     p.add_argument("--presets", default=",".join(PRESETS),
                    help=f"comma-separated, from {', '.join(PRESETS)}")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--add", action="append", default=[], metavar="JSON",
+                   help="an earlier vs_original.json whose runs count as further rounds "
+                   "(same presets, sides and counts; --rounds 0 only summarises)")
     p.add_argument("--out", required=True, help="folder for vs_original.json and .md")
     p.add_argument("--label", default="vs_original", help="the table's title")
     p.add_argument("--repo", default=REPO, help="this project's checkout to time")
@@ -334,7 +337,21 @@ def main(argv=None) -> int:
 
     scratch = tempfile.mkdtemp(prefix="vs_original_")
     raw = {x: {s.name: [] for s in sides} for x in presets}
-    for r in range(args.rounds):
+    done = 0  # rounds read from earlier runs' JSON (`--add`)
+    for path in args.add:
+        with open(path) as f:
+            earlier = json.load(f)
+        rounds = 1 + max(x["round"] for p_ in earlier["runs"].values() for r_ in p_.values()
+                         for x in r_)
+        for preset in presets:
+            if tuple(earlier["counts"][preset]) != tuple(counts[preset]):
+                raise SystemExit(f"{path}: {preset} was run with counts "
+                                 f"{earlier['counts'][preset]}, not {counts[preset]}")
+            for side in raw[preset]:
+                raw[preset][side] += [dict(x, round=x["round"] + done)
+                                      for x in earlier["runs"][preset][side]]
+        done += rounds
+    for r in range(done, done + args.rounds):
         order = sides if r % 2 == 0 else sides[::-1]
         for preset in presets:
             dataset, flags = paper_flags(preset)
@@ -351,7 +368,7 @@ def main(argv=None) -> int:
         for side, runs in raw[preset].items():
             per_round = [figures({x["kind"]: x for x in runs if x["round"] == r},
                                  counts[preset], SPLITS_EVALUATED[dataset])
-                         for r in range(args.rounds)]
+                         for r in range(done + args.rounds)]
             summary[preset][side] = summarise(per_round, dataset,
                                               PRESETS[preset][1]["meta_iters"])
     table = markdown(summary, args.label, ours)

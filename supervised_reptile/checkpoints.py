@@ -32,12 +32,13 @@ from supervised_reptile.config import CONFIG_FILE, Config
 #: on it, so a lengthened run is no longer the same as one planned that long.
 #: `distribute` and `cpu_devices` may change (resuming on other hardware);
 #: with the shared inner Adam state the continuation then follows the new
-#: replica count's rule (README, "Across GPUs and machines").
+#: replica count's rule (README, "Across GPUs and machines"). Thread pools change
+#: only the speed (and float rounding, as another machine would).
 RESUMABLE_CHANGES = frozenset({
     "data_dir", "pretrained", "checkpoint", "meta_iters", "eval_batch", "eval_iters",
     "eval_samples", "eval_interval", "transductive", "restart", "checkpoint_interval",
     "progress", "eval_results", "export", "compare", "skip_bad_images", "distribute",
-    "cpu_devices", "eval_tasks_at_once"})
+    "cpu_devices", "eval_tasks_at_once", "intra_op_threads", "inter_op_threads"})
 
 #: Fields that define the variables of a checkpoint (what `pretrained` and
 #: the export command need to match). Fields are flat names as the flags see
