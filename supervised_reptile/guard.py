@@ -60,15 +60,16 @@ def check_finite(metrics: dict | None, iteration: int) -> None:
     for name, value in metrics.items():
         value = float(np.asarray(value))
         if not math.isfinite(value):
-            raise NonFiniteLoss(
-                f"{name} is {value} at meta-iteration {iteration}: training diverged; "
-                "stopped without saving, so the checkpoints written before it hold the last "
-                "good weights (try a lower `learning_rate` or `meta_step`)")
+            raise _diverged(f"{name} is {value}", iteration)
     if not weights_finite:
-        raise NonFiniteLoss(
-            f"the meta-weights are not finite at meta-iteration {iteration}: training "
-            "diverged; stopped without saving, so the checkpoints written before it hold the "
-            "last good weights (try a lower `learning_rate` or `meta_step`)")
+        raise _diverged("the meta-weights are not finite", iteration)
+
+
+def _diverged(what: str, iteration: int) -> NonFiniteLoss:
+    return NonFiniteLoss(
+        f"{what} at meta-iteration {iteration}: training diverged; stopped without saving, so "
+        "the checkpoints written before it hold the last good weights (try a lower "
+        "`learning_rate` or `meta_step`)")
 
 
 def guarded_save(save: Callable[[int], None], directory: str,

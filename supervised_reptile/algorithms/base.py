@@ -66,8 +66,9 @@ class MetaLearner(abc.ABC):
             its outer step is Adam with a fixed learning rate).
 
         Returns:
-          Scalar float32 tensors: `inner_loss` (the mean loss per inner step)
-          and, for MAML, `query_loss`.
+          Scalar float32 tensors: `inner_loss` (the mean loss per inner step),
+          for MAML `query_loss`, and `guard.WEIGHTS_FINITE` (1.0 if every new
+          meta-weight is finite), which `guard.check_finite` reads.
         """
 
     @abc.abstractmethod

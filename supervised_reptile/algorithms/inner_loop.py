@@ -162,11 +162,11 @@ class InnerLoop:
         # Every step of `batches` runs in one graph loop that also carries the
         # weights before its latest step: one copy of the step in the graph
         # (half the tracing), and grappler rewrites all of them alike.
-        with_tail = tail is not None and tail.shape[-1]
+        with_tail = tail is not None and bool(tail.shape[-1])
         trace = ()  # a TensorArray of the records, or nothing
         if record is not None:
             trace = tf.TensorArray(weights[0].dtype,
-                                   size=tf.shape(batches)[0] + 1 + int(bool(with_tail)))
+                                   size=tf.shape(batches)[0] + 1 + int(with_tail))
             trace = trace.write(0, record(weights))
 
         def body(i, w, _, s, total, trace):
