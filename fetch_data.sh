@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 #
 # Download the Omniglot and Mini-ImageNet datasets used by supervised-reptile.
+# Mini-ImageNet is cut out of ILSVRC2012_img_train.tar by byte ranges, read
+# over HTTP (IMAGENET_TAR_URL) or from a local copy (IMAGENET_TAR).
 #
 # Usage: fetch_data.sh [omniglot] [miniimagenet]
 #        (no argument fetches both; a dataset whose folder exists is skipped)
@@ -28,14 +30,21 @@
 #   IMAGENET_TAR_URL           URL of ILSVRC2012_img_train.tar; the server must
 #                              support HTTP range requests (default:
 #                              http://www.image-net.org/challenges/LSVRC/2012/nnoupb/ILSVRC2012_img_train.tar).
+#   IMAGENET_TAR               path of a local copy of ILSVRC2012_img_train.tar;
+#                              when set and not empty, the images are cut out
+#                              of it with seeks (GNU dd) and IMAGENET_TAR_URL
+#                              is not used. A missing or unreadable file, or one
+#                              shorter than the largest byte range, fails before
+#                              anything is fetched (default: unset).
 #   MINIIMAGENET_METADATA      folder of the Mini-ImageNet CSVs,
 #                              <subset>/<wnid>.csv for subsets train, val, test,
 #                              one "<file>.JPEG,<start>-<end>" line per image
 #                              (inclusive byte range in the tar) (default:
-#                              metadata/miniimagenet next to this script; the
-#                              CSVs are the metadata/miniimagenet folder of
+#                              metadata/miniimagenet next to this script, which
+#                              ships the metadata/miniimagenet folder of
 #                              openai/supervised-reptile, MIT licence).
-#   FETCH_JOBS                 parallel range requests per class (default: 8).
+#   FETCH_JOBS                 parallel range requests (or, with IMAGENET_TAR,
+#                              reads) per class (default: 8).
 #
 set -euo pipefail
 
@@ -49,6 +58,7 @@ OMNIGLOT_EXPECT_ALPHABETS=${OMNIGLOT_EXPECT_ALPHABETS:-50}
 OMNIGLOT_EXPECT_CHARACTERS=${OMNIGLOT_EXPECT_CHARACTERS:-1623}
 OMNIGLOT_EXPECT_PER_CHARACTER=${OMNIGLOT_EXPECT_PER_CHARACTER:-20}
 IMAGENET_TAR_URL=${IMAGENET_TAR_URL:-http://www.image-net.org/challenges/LSVRC/2012/nnoupb/ILSVRC2012_img_train.tar}
+IMAGENET_TAR=${IMAGENET_TAR:-}
 MINIIMAGENET_METADATA=${MINIIMAGENET_METADATA:-$SCRIPT_DIR/metadata/miniimagenet}
 FETCH_JOBS=${FETCH_JOBS:-8}
 
@@ -169,44 +179,65 @@ fetch_omniglot() {
 
 # ------------------------------------------------------------ Mini-ImageNet
 
-# Record the first failure of a range download (later ones are dropped).
+# Record the first failure of a range copy (later ones are dropped).
 record_failure() {
   ( set -C; printf '%s\n' "$1" > "$FETCH_FAIL_FILE" ) 2>/dev/null || true
 }
 
-# One range request: fetch_range START END FILENAME. Run by xargs in a child
-# bash; reads FETCH_CLASS, FETCH_CLASS_DIR, FETCH_FAIL_FILE, IMAGENET_TAR_URL.
+# Copy one byte range of the tar: fetch_range START END FILENAME. Reads the
+# local IMAGENET_TAR with a seek when it is set, else asks IMAGENET_TAR_URL
+# with an HTTP range request. Run by xargs in a child bash; reads
+# FETCH_CLASS, FETCH_CLASS_DIR, FETCH_FAIL_FILE, IMAGENET_TAR(_URL).
 fetch_range() {
   local start=$((10#$1)) end=$((10#$2)) name=$3
-  local out=$FETCH_CLASS_DIR/$name expected err actual
-  [[ -e $FETCH_FAIL_FILE ]] && return 1   # another request failed: stop early
+  local out=$FETCH_CLASS_DIR/$name expected err actual src hint
+  [[ -e $FETCH_FAIL_FILE ]] && return 1   # another copy failed: stop early
   expected=$((end - start + 1))
-  if ! err=$(curl -fsS --retry 3 --max-filesize "$expected" -r "$start-$end" \
-                  -o "$out" "$IMAGENET_TAR_URL" 2>&1); then
-    record_failure "download of $FETCH_CLASS/$name (bytes $start-$end of $IMAGENET_TAR_URL) failed: $(last_line "$err"); set IMAGENET_TAR_URL to a mirror of ILSVRC2012_img_train.tar that supports HTTP range requests"
-    return 1
+  if [[ -n $IMAGENET_TAR ]]; then
+    src=$IMAGENET_TAR
+    hint="is IMAGENET_TAR a complete ILSVRC2012_img_train.tar that nothing writes to while this runs?"
+    # GNU dd: skip and count in bytes; skip seeks, so a piece costs its own size.
+    if ! err=$(dd if="$src" of="$out" bs=1M skip="$start" count="$expected" \
+                  iflag=skip_bytes,count_bytes status=none 2>&1); then
+      record_failure "reading $FETCH_CLASS/$name (bytes $start-$end of $src) failed: $(last_line "$err"); $hint"
+      return 1
+    fi
+  else
+    src=$IMAGENET_TAR_URL
+    hint="set IMAGENET_TAR_URL to a mirror of ILSVRC2012_img_train.tar that supports HTTP range requests, or IMAGENET_TAR to a local copy"
+    if ! err=$(curl -fsS --retry 3 --max-filesize "$expected" -r "$start-$end" \
+                    -o "$out" "$src" 2>&1); then
+      record_failure "download of $FETCH_CLASS/$name (bytes $start-$end of $src) failed: $(last_line "$err"); $hint"
+      return 1
+    fi
+    hint="truncated answer, or a server ignoring range requests; $hint"
   fi
   actual=$(wc -c < "$out")
   actual=${actual//[[:space:]]/}
   if (( actual != expected )); then
-    record_failure "$FETCH_CLASS/$name: got $actual bytes for bytes $start-$end of $IMAGENET_TAR_URL, expected $expected (truncated answer, or a server ignoring range requests); set IMAGENET_TAR_URL to a mirror of ILSVRC2012_img_train.tar that supports HTTP range requests"
+    record_failure "$FETCH_CLASS/$name: got $actual bytes for bytes $start-$end of $src, expected $expected; $hint"
     return 1
   fi
 }
 
-fetch_miniimagenet() {
+# Checks everything Mini-ImageNet needs before any dataset is fetched: the
+# metadata CSVs, each turned into $TMP/ranges/<subset>/<wnid> ("<start> <end>
+# <file>.JPEG" lines), and a local IMAGENET_TAR long enough for every range.
+# Sets MINI_CSVS, empty when the dataset folder exists already.
+MINI_CSVS=()
+plan_miniimagenet() {
   local dest=$DATA_DIR/miniimagenet
   if [[ -e $dest ]]; then
     echo "miniimagenet: $dest exists, skipping"
     return 0
   fi
   local meta=$MINIIMAGENET_METADATA
-  local hint="the CSVs are the metadata/miniimagenet folder of openai/supervised-reptile (MIT licence), laid out as <subset>/<wnid>.csv for train, val, test; set MINIIMAGENET_METADATA to point elsewhere"
+  local hint="the CSVs ship in metadata/miniimagenet next to $PROG (the folder of the same name in openai/supervised-reptile, MIT licence), laid out as <subset>/<wnid>.csv for train, val, test; set MINIIMAGENET_METADATA to point elsewhere"
   [[ -d $meta ]] || die "Mini-ImageNet metadata folder $meta not found; $hint"
-  local subset csv
+  local subset csv found wnid jobs n
   local -a csvs=()
   for subset in train val test; do
-    local found=0
+    found=0
     for csv in "$meta/$subset"/*.csv; do
       [[ -f $csv ]] || continue
       csvs+=("$csv")
@@ -215,19 +246,13 @@ fetch_miniimagenet() {
     (( found )) || die "no CSV files in $meta/$subset; $hint"
   done
 
-  local out=$TMP/miniimagenet jobs=$TMP/jobs total=${#csvs[@]} k=0 wnid n n_files
-  export IMAGENET_TAR_URL FETCH_CLASS FETCH_CLASS_DIR FETCH_FAIL_FILE=$TMP/fetch_failed
-  export -f fetch_range record_failure last_line
-  echo "miniimagenet: fetching $total classes from $IMAGENET_TAR_URL"
   for csv in "${csvs[@]}"; do
-    k=$((k + 1))
     subset=${csv%/*}
     subset=${subset##*/}
     wnid=${csv##*/}
     wnid=${wnid%.csv}
-    FETCH_CLASS=$subset/$wnid
-    FETCH_CLASS_DIR=$out/$subset/$wnid
-    mkdir -p "$FETCH_CLASS_DIR"
+    jobs=$TMP/ranges/$subset/$wnid
+    mkdir -p "${jobs%/*}"
     # CSV line "<file>.JPEG,<start>-<end>" -> "<start> <end> <file>.JPEG".
     awk -F',' -v csv="$csv" '
       { sub(/\r$/, "") }
@@ -247,9 +272,51 @@ fetch_miniimagenet() {
     n=$(wc -l < "$jobs")
     n=${n//[[:space:]]/}
     (( n > 0 )) || die "$csv lists no images"
+  done
+
+  if [[ -n $IMAGENET_TAR ]]; then
+    local tar=$IMAGENET_TAR size last
+    [[ -e $tar ]] || die "IMAGENET_TAR: no such file: $tar"
+    [[ -f $tar ]] || die "IMAGENET_TAR: not a regular file: $tar"
+    size=$(wc -c 2>/dev/null < "$tar") || die "IMAGENET_TAR: cannot read $tar"
+    size=${size//[[:space:]]/}
+    # %.0f: awk holds numbers as doubles, exact far beyond the tar's size,
+    # but may print large ones in exponent form.
+    last=$(awk '$2 + 0 > m { m = $2 + 0 } END { printf "%.0f\n", m }' "$TMP"/ranges/*/*)
+    (( size > last )) ||
+      die "IMAGENET_TAR: $tar has $size bytes, but the metadata reads up to byte $last (the complete ILSVRC2012_img_train.tar has 147897477120): truncated copy?"
+    dd if=/dev/null of=/dev/null iflag=skip_bytes,count_bytes status=none 2>/dev/null ||
+      die "IMAGENET_TAR needs GNU dd (coreutils) for iflag=skip_bytes,count_bytes; this dd lacks it"
+  fi
+  MINI_CSVS=("${csvs[@]}")
+}
+
+fetch_miniimagenet() {
+  (( ${#MINI_CSVS[@]} > 0 )) || return 0   # the dataset folder exists
+  local dest=$DATA_DIR/miniimagenet out=$TMP/miniimagenet total=${#MINI_CSVS[@]} k=0
+  local csv subset wnid jobs n n_files
+  export IMAGENET_TAR IMAGENET_TAR_URL FETCH_CLASS FETCH_CLASS_DIR FETCH_FAIL_FILE=$TMP/fetch_failed
+  export -f fetch_range record_failure last_line
+  if [[ -n $IMAGENET_TAR ]]; then
+    echo "miniimagenet: reading $total classes from $IMAGENET_TAR"
+  else
+    echo "miniimagenet: fetching $total classes from $IMAGENET_TAR_URL"
+  fi
+  for csv in "${MINI_CSVS[@]}"; do
+    k=$((k + 1))
+    subset=${csv%/*}
+    subset=${subset##*/}
+    wnid=${csv##*/}
+    wnid=${wnid%.csv}
+    jobs=$TMP/ranges/$subset/$wnid
+    FETCH_CLASS=$subset/$wnid
+    FETCH_CLASS_DIR=$out/$subset/$wnid
+    mkdir -p "$FETCH_CLASS_DIR"
+    n=$(wc -l < "$jobs")
+    n=${n//[[:space:]]/}
     echo "miniimagenet: [$k/$total] $FETCH_CLASS ($n images)"
     if ! xargs -P "$FETCH_JOBS" -n 3 bash -c 'fetch_range "$@"' fetch_range < "$jobs"; then
-      [[ -s $FETCH_FAIL_FILE ]] || die "range downloads for $FETCH_CLASS failed"
+      [[ -s $FETCH_FAIL_FILE ]] || die "range copies for $FETCH_CLASS failed"
     fi
     [[ ! -s $FETCH_FAIL_FILE ]] || die "$(head -n 1 "$FETCH_FAIL_FILE")"
     n_files=$(find "$FETCH_CLASS_DIR" -type f | wc -l)
@@ -258,11 +325,14 @@ fetch_miniimagenet() {
       die "$FETCH_CLASS: $csv lists $n images but $n_files files were written (duplicate file names?)"
   done
 
-  [[ ! -e $dest ]] || die "$dest appeared while downloading; not overwriting it"
+  [[ ! -e $dest ]] || die "$dest appeared while fetching; not overwriting it"
   mv "$out" "$dest"
   echo "miniimagenet: done, $total classes in $dest"
 }
 
+# Mini-ImageNet's inputs are checked first, so that a bad CSV or IMAGENET_TAR
+# fails at once rather than after the Omniglot download.
+(( want_miniimagenet )) && plan_miniimagenet
 (( want_omniglot )) && fetch_omniglot
 (( want_miniimagenet )) && fetch_miniimagenet
 exit 0

@@ -4,6 +4,7 @@ Used by every command (training, sinusoid, export, benchmarks), so that a
 configuration means the same run everywhere.
 """
 
+import json
 import os
 
 import keras
@@ -12,7 +13,7 @@ import tensorflow as tf
 from supervised_reptile import episodes, models, sinusoid, validate
 from supervised_reptile.algorithms import FOML, MAML, Algorithm, Oracle, Pretrained, Reptile
 from supervised_reptile.config import SINUSOID, Config
-from supervised_reptile.data import miniimagenet, omniglot
+from supervised_reptile.data import forms, omniglot, registry, store
 from supervised_reptile.optimizers import make_optimizer
 
 #: Algorithms whose inner loop is MAML's (SGD on the whole support set) and
@@ -25,7 +26,7 @@ MAML_LIKE = ("maml", "pretrained", "oracle")
 #: each other (docs/performance.md): small convolutions gain nothing from a
 #: second thread per op, and a second core left to the input pipeline and the
 #: next op keeps the threads from fighting over the cores.
-THREADS = {"omniglot": (1, 2), "miniimagenet": (0, 0), SINUSOID: (0, 0)}
+THREADS = {"omniglot": (1, 2), SINUSOID: (0, 0)}  # every other dataset: (0, 0)
 
 
 def configure_threads(config: Config, log_fn=print) -> tuple[int, int]:
@@ -36,7 +37,7 @@ def configure_threads(config: Config, log_fn=print) -> tuple[int, int]:
     configuration asked for others explicitly).
     """
     perf = config.performance
-    intra, inter = THREADS[config.data.dataset]
+    intra, inter = THREADS.get(config.data.dataset, (0, 0))
     intra = intra if perf.intra_op_threads is None else perf.intra_op_threads
     inter = inter if perf.inter_op_threads is None else perf.inter_op_threads
     threading = tf.config.threading
@@ -56,13 +57,40 @@ def configure_threads(config: Config, log_fn=print) -> tuple[int, int]:
     return intra, inter
 
 
-def load_samplers(config: Config) -> dict[str, episodes.Sampler]:
+def find_form(config: Config) -> forms.Form:
+    """The form of the configured split dataset in `data_dir` (`registry.find`)."""
+    data = config.data
+    return registry.find(data.data_dir, data.dataset, data.image_size, data.channels)
+
+
+def resolve_data(config: Config) -> Config:
+    """The configuration with the image size and channels of a "folder"
+    dataset filled in from its images when they were left to inference, so
+    that the saved configuration rebuilds the same network."""
+    data = config.data
+    if data.dataset != "folder" or (data.image_size and data.channels):
+        return config
+    form = find_form(config)
+    return config.replace(image_size=form.image_size, channels=form.channels)
+
+
+def image_shape(config: Config) -> tuple[int, ...] | None:
+    """The image shape of a split dataset's network (None: Omniglot, sinusoid)."""
+    data = config.data
+    if data.dataset == "folder":
+        return (data.image_size, data.image_size, data.channels)
+    return registry.IMAGE_SHAPES.get(data.dataset)
+
+
+def load_samplers(config: Config, log_fn=print) -> dict[str, episodes.Sampler]:
     """Split name -> `episodes.Sampler` for the configured image dataset.
 
-    Splits are decoded and moved into TensorFlow one at a time, so at most one
-    split exists twice (NumPy and TensorFlow) at any moment: for Mini-ImageNet
-    the images take about 1.3 GB once loaded (a full-size synthetic
-    measurement peaked at 2.4 GB for the whole process, TensorFlow included).
+    Datasets with splits are read from their decoded store (`data.store`),
+    written first if it is missing or stale; its pools stay on disk and
+    samplers read each task's images from it. With `store="off"` splits are
+    decoded and moved into TensorFlow one at a time, so at most one split
+    exists twice (NumPy and TensorFlow) at any moment: for Mini-ImageNet the
+    images take about 1.3 GB once loaded.
     """
     data = config.data
     on_skip = validate.warn if data.skip_bad_images else None
@@ -70,9 +98,37 @@ def load_samplers(config: Config) -> dict[str, episodes.Sampler]:
         train_pool, test_pool = omniglot.load(data.data_dir, data.train_characters,
                                               config.run.seed, on_skip)
         return {"train": episodes.Sampler(train_pool), "test": episodes.Sampler(test_pool)}
-    return {split: episodes.Sampler(miniimagenet.load_split(os.path.join(data.data_dir, split),
-                                                            on_skip))
-            for split in miniimagenet.SPLITS}
+    form = find_form(config)
+    if data.store != "off":
+        form = store.ensure(form, data.store or None, on_skip, log_fn)
+    return {split: episodes.sampler_for(form.read_split(split, on_skip))
+            for split in forms.SPLITS}
+
+
+#: The run folder's record of which classes each split holds.
+SPLIT_FILE = "split.json"
+
+
+def write_split(directory: str, samplers: dict[str, episodes.Sampler], data_dir: str) -> str:
+    """Writes split -> class names into `directory/split.json` (Omniglot: the
+    `<alphabet>/<character>` folders, without their rotated copies), so users
+    know which classes were held out of training; returns the path."""
+    root = os.path.abspath(data_dir)
+
+    def relative(name):
+        path = os.path.abspath(name)
+        return os.path.relpath(path, root) if path.startswith(root + os.sep) else name
+
+    split = {}
+    for name, sampler in samplers.items():
+        classes = dict.fromkeys(relative(n.split("@")[0]) for n in sampler.names)
+        split[name] = list(classes)
+    path = os.path.join(directory, SPLIT_FILE)
+    os.makedirs(directory, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(split, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return path
 
 
 def task_specs(config: Config) -> tuple[episodes.TaskSpec, episodes.TaskSpec]:
@@ -110,7 +166,8 @@ def build_model(config: Config) -> keras.Model:
     if config.data.dataset == SINUSOID:
         oracle = config.meta.algorithm == "oracle"
         return sinusoid.build_sinusoid_model(config.run.seed, sinusoid.input_size(oracle))
-    return models.BUILDERS[config.data.dataset](config.task.classes, seed=config.run.seed)
+    return models.build(config.data.dataset, config.task.classes, config.run.seed,
+                        image_shape(config))
 
 
 def build_algorithm(config: Config) -> Algorithm:

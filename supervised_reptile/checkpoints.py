@@ -38,12 +38,12 @@ RESUMABLE_CHANGES = frozenset({
     "data_dir", "pretrained", "checkpoint", "meta_iters", "eval_batch", "eval_iters",
     "eval_samples", "eval_interval", "transductive", "restart", "checkpoint_interval",
     "progress", "eval_results", "export", "compare", "skip_bad_images", "distribute",
-    "cpu_devices", "eval_tasks_at_once", "intra_op_threads", "inter_op_threads"})
+    "cpu_devices", "eval_tasks_at_once", "intra_op_threads", "inter_op_threads", "store"})
 
 #: Fields that define the variables of a checkpoint (what `pretrained` and
 #: the export command need to match). Fields are flat names as the flags see
 #: them: `algorithm` is compared as the `foml` and `maml` switches.
-STRUCTURE_FIELDS = ("dataset", "classes", "sgd", "maml")
+STRUCTURE_FIELDS = ("dataset", "classes", "image_size", "channels", "sgd", "maml")
 CHECKPOINT_NAME = "model.ckpt"
 
 

@@ -10,7 +10,7 @@ import json
 import os
 from typing import Any
 
-DATASETS = ("omniglot", "miniimagenet")
+DATASETS = ("omniglot", "miniimagenet", "tieredimagenet", "cifar-fs", "fc100", "folder")
 #: The regression benchmark of the MAML and Reptile papers (`run_sinusoid.py`).
 SINUSOID = "sinusoid"
 ALGORITHMS = ("reptile", "foml", "maml", "pretrained", "oracle")
@@ -23,15 +23,23 @@ class DataConfig:
     """Where the images come from.
 
     Attributes:
-      dataset: "omniglot", "miniimagenet" or "sinusoid" (generated, no files).
+      dataset: one of `DATASETS`, or "sinusoid" (generated, no files).
       data_dir: dataset root (the command line's default: `data/<dataset>`).
       train_characters: Omniglot: characters in the training split (the rest: test).
       skip_bad_images: leave out (and warn about) images that do not decode; else stop.
+      image_size: "folder": the side images are resized to (0: inferred).
+      channels: "folder": 1 (greyscale) or 3 (RGB) (0: inferred).
+      store: datasets with splits: the decoded-image store's folder ("": a
+        `.decoded` folder in `data_dir`, or the user's cache if that is not
+        writable; "off": decode every run and hold the images in memory).
     """
     dataset: str = "omniglot"
     data_dir: str = ""
     train_characters: int = 1200
     skip_bad_images: bool = False
+    image_size: int = 0
+    channels: int = 0
+    store: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

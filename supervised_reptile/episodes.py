@@ -112,9 +112,10 @@ class EvalEpisode(NamedTuple):
 class Sampler:
     """A class pool moved into TensorFlow once, and stateless task sampling from it.
 
-    Build one per pool and pass it to every dataset drawn from that pool: a
-    sampler holds a TensorFlow copy of the pool's images (about 0.8 GB for
-    Mini-ImageNet's training split), after which the NumPy pool can be dropped.
+    Build one per pool (`sampler_for`) and pass it to every dataset drawn from
+    that pool: a sampler holds a TensorFlow copy of the pool's images (about
+    0.8 GB for Mini-ImageNet's training split), after which the NumPy pool can
+    be dropped.
     """
 
     def __init__(self, pool: ClassPool):
@@ -128,10 +129,15 @@ class Sampler:
             stop = min(start + 8, pool.num_classes)
             self.images.scatter_update(tf.IndexedSlices(pool.images[start:stop],
                                                         tf.range(start, stop)))
+        self._describe(pool)
+
+    def _describe(self, pool: ClassPool) -> None:
         self.counts = tf.constant(pool.counts, tf.int32)
         self.max_count = pool.images.shape[1]
         self.num_classes = pool.num_classes
         self.min_count = pool.min_count
+        self.image_shape = pool.image_shape
+        self.names = pool.names
 
     def check(self, num_classes: int, num_shots: int, what: str) -> None:
         """Raises ValueError if tasks of this size cannot be drawn."""
@@ -142,6 +148,10 @@ class Sampler:
             raise ValueError(f"{what}: {num_shots} images per class are needed but the "
                              f"smallest class has {self.min_count}")
 
+    def pixels(self, rows, picks):
+        """uint8 `[N, shots, *image_shape]`: image `picks[i, j]` of class `rows[i, j]`."""
+        return tf.gather_nd(self.images, tf.stack([rows, picks], axis=-1))
+
     def images_and_labels(self, key, num_classes: int, num_shots: int):
         """`[N * shots, *shape]` float32 images, class-grouped, and int32 labels."""
         k_class, k_image = tf.unstack(tf.random.experimental.stateless_split(key, 2))
@@ -151,11 +161,34 @@ class Sampler:
         valid = tf.range(self.max_count)[None, :] < counts[:, None]
         picks = tf.argsort(tf.where(valid, noise, 2.0), axis=1)[:, :num_shots]
         rows = tf.broadcast_to(classes[:, None], picks.shape)
-        pixels = tf.gather_nd(self.images, tf.stack([rows, picks], axis=-1))
-        images = tf.cast(pixels, tf.float32) / PIXEL_SCALE
+        images = tf.cast(self.pixels(rows, picks), tf.float32) / PIXEL_SCALE
         images = tf.reshape(images, [num_classes * num_shots] + list(images.shape[2:]))
         labels = tf.repeat(tf.range(num_classes, dtype=tf.int32), num_shots)
         return images, labels
+
+
+class MappedSampler(Sampler):
+    """The same tasks drawn from a memory-mapped pool (a decoded store) that
+    stays on disk: each task's images are read from the file as the task is
+    drawn, so a run holds only the pages its tasks touch (tieredImageNet's
+    16.5 GB train on a machine with less memory)."""
+
+    def __init__(self, pool: ClassPool):
+        self._pool_images = pool.images
+        self._describe(pool)
+
+    def pixels(self, rows, picks):
+        def read(rows, picks):
+            return np.asarray(self._pool_images[rows, picks])
+
+        out = tf.numpy_function(read, [rows, picks], tf.uint8, stateful=False)
+        return tf.ensure_shape(out, list(picks.shape) + list(self.image_shape))
+
+
+def sampler_for(pool: ClassPool) -> Sampler:
+    """A `MappedSampler` for a pool whose images are a memory-mapped file,
+    else a `Sampler` (the pool moved into TensorFlow)."""
+    return MappedSampler(pool) if isinstance(pool.images, np.memmap) else Sampler(pool)
 
 
 def mini_batches(key, pool_size, batch_size, num_batches: int, replacement: bool) -> tf.Tensor:
@@ -192,7 +225,7 @@ def _task_key(seed: int, stream: int, index):
 
 
 def _sampler(source: "ClassPool | Sampler") -> Sampler:
-    return source if isinstance(source, Sampler) else Sampler(source)
+    return source if isinstance(source, Sampler) else sampler_for(source)
 
 
 def train_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, meta_batch: int,

@@ -10,7 +10,7 @@ import numpy as np
 from supervised_reptile import (checkpoints, config as config_lib, distribute, episodes,
                                 guard, progress, report, saved_model, validate)
 from supervised_reptile.build import (build_algorithm, configure_threads, load_samplers,
-                                      task_specs)
+                                      resolve_data, task_specs, write_split)
 from supervised_reptile.config import Config
 from supervised_reptile.evaluate import evaluate
 from supervised_reptile.progress import Progress
@@ -26,6 +26,7 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
     prints, writes checkpoints, TensorBoard events, results and exports.
     """
     validate.before_run(config)
+    config = resolve_data(config)
     configure_threads(config, log_fn)
     run_cfg, dist = config.run, config.distribution
     strategy = distribute.make_strategy(dist.distribute, dist.cpu_devices)
@@ -33,7 +34,7 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
     if not chief:
         log_fn = _silent
     train_spec, eval_spec = task_specs(config)
-    samplers = load_samplers(config)
+    samplers = load_samplers(config, log_fn)
     with strategy.scope():
         algorithm = build_algorithm(config)
     stepper = (algorithm if dist.distribute == "none"
@@ -52,6 +53,7 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
         log_fn("Training...")
         if chief:
             config_lib.save(config, run_cfg.checkpoint)
+            write_split(run_cfg.checkpoint, samplers, config.data.data_dir)
         summaries = Summaries(run_cfg.checkpoint if chief else None)
         _train(config, stepper, samplers, (train_spec, eval_spec), run_checkpoint, summaries,
                start, log_fn, chief)

@@ -14,7 +14,11 @@ from typing import Sequence
 
 from supervised_reptile import validate
 from supervised_reptile.config import DATASETS, SINUSOID
-from supervised_reptile.presets import MAML_PRESETS, PRESETS, SINUSOID_DEFAULTS
+
+#: Datasets of train/val/test splits, all run by `run_miniimagenet.py --dataset`.
+SPLIT_DATASETS = tuple(d for d in DATASETS if d != "omniglot")
+from supervised_reptile.presets import (DATASET_PRESETS, MAML_PRESETS, PRESETS,
+                                        SINUSOID_DEFAULTS)
 from supervised_reptile.config import Config
 
 
@@ -55,8 +59,9 @@ def for_users(message: str) -> str:
 
 
 def all_presets() -> dict:
-    """Preset name -> (dataset, flat fields), Reptile's and MAML's."""
-    return {**PRESETS, **MAML_PRESETS}
+    """Preset name -> (dataset, flat fields): the papers' (Reptile's and MAML's),
+    then this project's for the other datasets."""
+    return {**PRESETS, **MAML_PRESETS, **DATASET_PRESETS}
 
 
 def _add_original_flags(p: argparse.ArgumentParser, d: dict) -> None:
@@ -178,6 +183,23 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
     if dataset != SINUSOID:
         p.add_argument("--data-dir", help="dataset directory",
                        default=os.path.join("data", dataset))
+    if dataset in SPLIT_DATASETS:
+        p.add_argument("--dataset", choices=SPLIT_DATASETS, default=dataset,
+                       help="which dataset --data-dir holds (its form is detected: see "
+                       "`python -m supervised_reptile.check_data`); 'folder' is your own "
+                       "train/, val/ and test/ folders of one sub-folder per class")
+        p.add_argument("--store", default=d["store"], metavar="DIR|off",
+                       help="the decoded-image store: the dataset is decoded once into "
+                       "this folder and later runs open it instead of decoding (default: "
+                       ".decoded inside --data-dir, or the user's cache folder if that is "
+                       "read-only); 'off' decodes every run and holds the images in memory")
+    if dataset == "folder":
+        p.add_argument("--image-size", type=int, default=d["image_size"], metavar="PIXELS",
+                       help="side of the square every image is resized to (0: the first "
+                       "training image's size if square and at most 84, else 84)")
+        p.add_argument("--channels", type=int, default=d["channels"], choices=(0, 1, 3),
+                       help="1: greyscale, 3: RGB (0: greyscale if the first training image "
+                       "is, else RGB)")
     if dataset == "omniglot":
         p.add_argument("--train-characters", help="characters in the training split (the rest "
                        "are the test split)", default=d["train_characters"], type=int)
@@ -196,7 +218,8 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
         return p
     _add_run_flags(p, d)
     _add_speed_flags(p, d)
-    names = sorted(k for k, (ds, _) in all_presets().items() if ds == dataset)
+    names = sorted(k for k, (ds, _) in all_presets().items()
+                   if ds == dataset or (dataset in SPLIT_DATASETS and ds in SPLIT_DATASETS))
     p.add_argument("--preset", choices=names, default=None,
                    help="start from a paper command's settings (explicit flags override them)")
     return p
@@ -209,9 +232,28 @@ def _preset_defaults(name: str) -> dict:
     return dict(fields, foml=algorithm == "foml", maml=algorithm == "maml")
 
 
+def _chosen_dataset(argv: Sequence[str] | None, dataset: str) -> str:
+    """The dataset of a split-dataset command: `--dataset`, else the preset's, else `dataset`."""
+    if dataset not in SPLIT_DATASETS:
+        return dataset
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--dataset", choices=SPLIT_DATASETS, default=None)
+    pre.add_argument("--preset", default=None)
+    known, _ = pre.parse_known_args(argv)
+    if known.dataset:
+        return known.dataset
+    preset = all_presets().get(known.preset)
+    return preset[0] if preset and preset[0] in SPLIT_DATASETS else dataset
+
+
 def parse_args(argv: Sequence[str] | None, dataset: str) -> Config:
     """Parses a run's flags into a `Config` (argparse exits with status 2 on bad
-    syntax and on contradicting flags)."""
+    syntax and on contradicting flags).
+
+    `dataset` is the command's own; a split-dataset command (Mini-ImageNet's)
+    runs any split dataset that `--dataset` or the preset names.
+    """
+    dataset = _chosen_dataset(argv, dataset)
     parser = build_parser(dataset)
     first, _ = parser.parse_known_args(argv)
     if getattr(first, "preset", None):
@@ -222,6 +264,7 @@ def parse_args(argv: Sequence[str] | None, dataset: str) -> Config:
         algorithm = validate.algorithm(foml=ns.pop("foml"), maml=ns.pop("maml"),
                                        baseline=ns.pop("baseline", None))
         ns["compare"] = tuple(ns.get("compare", ()))
+        ns.pop("dataset", None)
         config = Config.from_flat(dataset=dataset, algorithm=algorithm, **ns)
         validate.check_maml(config)
     except ValueError as err:

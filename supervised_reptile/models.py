@@ -75,21 +75,32 @@ def build_omniglot_model(num_classes: int, seed: int = 0) -> keras.Model:
     return keras.Model(inputs, logits, name="omniglot")
 
 
-def build_miniimagenet_model(num_classes: int, seed: int = 0) -> keras.Model:
+def build_miniimagenet_model(num_classes: int, seed: int = 0,
+                             image_shape: tuple[int, int, int] = MINIIMAGENET_SHAPE,
+                             name: str = "miniimagenet") -> keras.Model:
     """The Mini-ImageNet network: 4 x [conv 3x3 (32) -> BN -> ReLU -> maxpool 2 'same'] -> dense.
 
     Args:
       num_classes: width of the logits layer (N).
       seed: derives the Glorot-uniform initializer seeds.
+      image_shape: `(height, width, channels)` of the input; other datasets
+        (tieredImageNet, CIFAR-FS and FC100 at 32x32, a user's folders) use
+        the same network, whose dense layer then takes
+        `ceil(height / 16) * ceil(width / 16) * 32` features.
+      name: the model's name.
 
     Returns:
-      A model mapping float32 `[batch, 84, 84, 3]` images in [0, 1] to float32
-      logits `[batch, num_classes]`; 34,661 trainable parameters for N=5.
+      A model mapping float32 `[batch, *image_shape]` images in [0, 1] to
+      float32 logits `[batch, num_classes]`; 34,661 trainable parameters for
+      N=5 at 84x84x3.
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if len(image_shape) != 3 or min(image_shape) < 1:
+        raise ValueError(f"image_shape {tuple(image_shape)} must be (height, width, channels), "
+                         "all >= 1")
     seeds = _seeds(seed, 5)
-    inputs = keras.Input(MINIIMAGENET_SHAPE, name="images")
+    inputs = keras.Input(tuple(image_shape), name="images")
     x = inputs
     for i in range(4):
         x = keras.layers.Conv2D(32, 3, padding="same",
@@ -105,7 +116,18 @@ def build_miniimagenet_model(num_classes: int, seed: int = 0) -> keras.Model:
     x = keras.layers.Flatten()(x)
     logits = keras.layers.Dense(num_classes, name="logits",
                                 kernel_initializer=keras.initializers.GlorotUniform(seeds[4]))(x)
-    return keras.Model(inputs, logits, name="miniimagenet")
+    return keras.Model(inputs, logits, name=name)
 
 
+def build(dataset: str, num_classes: int, seed: int = 0,
+          image_shape: tuple[int, ...] | None = None) -> keras.Model:
+    """The network of a dataset: Omniglot's, or the Mini-ImageNet network at
+    `image_shape` for every other image dataset."""
+    if dataset in BUILDERS:
+        return BUILDERS[dataset](num_classes, seed)
+    name = dataset.replace("-", "_") if dataset != "folder" else "images"
+    return build_miniimagenet_model(num_classes, seed, image_shape or MINIIMAGENET_SHAPE, name)
+
+
+#: The original's two networks, at their own image shapes.
 BUILDERS = {"omniglot": build_omniglot_model, "miniimagenet": build_miniimagenet_model}

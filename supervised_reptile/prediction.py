@@ -15,11 +15,10 @@ import os
 import numpy as np
 
 from supervised_reptile import config as config_lib
-from supervised_reptile.data import miniimagenet, omniglot
+from supervised_reptile.data import folder, registry
 from supervised_reptile.data.class_pool import PIXEL_SCALE
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-READERS = {"omniglot": omniglot.read_image, "miniimagenet": miniimagenet.read_image}
+IMAGE_SUFFIXES = folder.EXTENSIONS
 
 
 def _images_in(folder: str) -> list[str]:
@@ -55,7 +54,8 @@ def predict(model_dir: str, support_dir: str, query_dir: str) -> list[tuple[str,
     with open(os.path.join(model_dir, "supervised_reptile.json")) as f:
         meta = json.load(f)
     # Models exported by earlier versions hold the flat configuration.
-    read_image = READERS[config_lib.from_dict(meta["config"]).data.dataset]
+    read_image = registry.image_reader(config_lib.from_dict(meta["config"]).data.dataset,
+                                       meta["image_shape"])
     support, labels, names = read_support(support_dir, read_image)
     if len(names) > meta["num_classes"]:
         raise ValueError(f"{len(names)} classes in {support_dir!r}, but the model was trained "

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Callable
 
-from supervised_reptile.data import check as check_data, omniglot
+from supervised_reptile.data import check as check_data, omniglot, registry
 from supervised_reptile.config import CONFIG_FILE, RESULT_FORMATS, Config
 
 #: Flags that must be >= 1.
@@ -184,10 +184,17 @@ def split_sizes(config: Config, warn: Callable[[str], None] = warn) -> dict[str,
         groups = {"train": ({c: counts[c] for c in train}, len(omniglot.ROTATIONS)),
                   "test": ({c: counts[c] for c in test}, 1)}
     else:
-        splits = check_data.scan_miniimagenet(data.data_dir)
-        for note in check_data.miniimagenet_notes(splits):
+        form = registry.find(data.data_dir, data.dataset, data.image_size, data.channels)
+        splits = form.scan()
+        for note in check_data.notes(form, splits):
             warn(f"{note} (check with `python -m supervised_reptile.check_data "
-                 f"{data.data_dir}`)")
+                 f"{data.data_dir} --dataset {data.dataset}`)")
+        empty = [(s, c) for s, counts in splits.items() for c, n in counts.items() if n == 0]
+        if not all(splits.values()) or empty:
+            where = (f"class {empty[0][1]!r} of the {empty[0][0]} split has no images" if empty
+                     else f"the {[s for s, c in splits.items() if not c][0]} split has no "
+                     "classes")
+            raise ValueError(f"{data.data_dir!r}: {where} ({form.description})")
         groups = {s: (counts, 1) for s, counts in splits.items()}
     sizes = {}
     for split, (counts, copies) in groups.items():

@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tarfile
 import threading
 import time
 import zipfile
@@ -25,6 +26,7 @@ from PIL import Image
 from conftest import default_sigint
 
 SCRIPT = Path(__file__).resolve().parents[1] / "fetch_data.sh"
+SHIPPED_METADATA = SCRIPT.parent / "metadata" / "miniimagenet"
 
 pytestmark = pytest.mark.skipif(
     shutil.which("curl") is None or shutil.which("unzip") is None,
@@ -197,9 +199,59 @@ def mini_sources(server, tmp_path):
     return meta, expected, len(blob)
 
 
+def _tar_bytes(members):
+    """An uncompressed tar of {name: bytes} -> (tar bytes, {name: data offset})."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    with tarfile.open(fileobj=buf) as tf:
+        offsets = {m.name: m.offset_data for m in tf.getmembers()}
+    return buf.getvalue(), offsets
+
+
+@pytest.fixture
+def mini_tar(server, tmp_path):
+    """A real ILSVRC2012_img_train.tar in miniature, in the server root.
+
+    Like the real one, an uncompressed tar of one uncompressed tar per class
+    (plus a class that no CSV names); the CSVs in tmp_path give each JPEG's
+    byte range in the outer tar. Returns (metadata_dir, {relpath: bytes},
+    tar_path) with relpath `<subset>/<wnid>/<file>.JPEG`.
+    """
+    rng = random.Random(2)
+    counts = {wnid: n for classes in MINI_LAYOUT.values() for wnid, n in classes.items()}
+    counts["n09999999"] = 4  # in the tar, in no CSV
+    images = {wnid: {f"{wnid}_{10000 + i}.JPEG":
+                     b"\xff\xd8\xff\xe0" + rng.randbytes(rng.randrange(50, 3000))
+                     for i in range(n)}
+              for wnid, n in counts.items()}
+    inner = {wnid: _tar_bytes(files) for wnid, files in images.items()}
+    outer, outer_offsets = _tar_bytes({f"{wnid}.tar": data for wnid, (data, _) in inner.items()})
+    tar_path = server.root / "ILSVRC2012_img_train.tar"
+    tar_path.write_bytes(outer)
+
+    meta = tmp_path / "metadata" / "miniimagenet"
+    expected = {}
+    for subset, classes in MINI_LAYOUT.items():
+        (meta / subset).mkdir(parents=True)
+        for wnid in classes:
+            rows = []
+            for name, data in images[wnid].items():
+                start = outer_offsets[f"{wnid}.tar"] + inner[wnid][1][name]
+                assert outer[start:start + len(data)] == data
+                rows.append(f"{name},{start}-{start + len(data) - 1}\n")
+                expected[f"{subset}/{wnid}/{name}"] = data
+            (meta / subset / f"{wnid}.csv").write_text("".join(rows))
+    return meta, expected, tar_path
+
+
 def run_script(cwd, *args, **env):
     full_env = {k: v for k, v in os.environ.items()
-                if k not in ("DATA_DIR", "OMNIGLOT_URL", "IMAGENET_TAR_URL",
+                if k not in ("DATA_DIR", "OMNIGLOT_URL", "IMAGENET_TAR_URL", "IMAGENET_TAR",
                              "MINIIMAGENET_METADATA", "http_proxy", "https_proxy",
                              "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy")}
     full_env["FETCH_JOBS"] = "2"
@@ -227,6 +279,12 @@ def files_under(root):
 def snapshot(root):
     return {p.relative_to(root).as_posix(): (p.is_dir(), p.stat().st_mtime_ns,
                                              None if p.is_dir() else p.read_bytes())
+            for p in sorted(root.rglob("*"))}
+
+
+def snapshot_tree(root):
+    """Every path below root -> None (folder) or its bytes."""
+    return {p.relative_to(root).as_posix(): None if p.is_dir() else p.read_bytes()
             for p in sorted(root.rglob("*"))}
 
 
@@ -377,6 +435,90 @@ def test_missing_metadata(tmp_path, server, make):
     assert str(meta) in res.stderr
     assert "openai/supervised-reptile" in res.stderr
     assert list(data_dir.iterdir()) == []
+
+
+# ------------------------------------------------- local IMAGENET_TAR
+
+def test_miniimagenet_from_local_tar(tmp_path, server, mini_tar):
+    meta, expected, tar_path = mini_tar
+    data_dir = tmp_path / "data"
+    # A URL that would answer 404: the local file takes precedence.
+    res = run_script(tmp_path, "miniimagenet", DATA_DIR=data_dir, IMAGENET_TAR=tar_path,
+                     IMAGENET_TAR_URL=f"{server.url}/missing.tar", MINIIMAGENET_METADATA=meta)
+    assert res.returncode == 0, res.stderr
+    assert f"reading 4 classes from {tar_path}" in res.stdout
+    assert files_under(data_dir / "miniimagenet") == expected
+    for subset, classes in MINI_LAYOUT.items():
+        assert sorted(p.name for p in (data_dir / "miniimagenet" / subset).iterdir()) == sorted(classes)
+    assert sorted(p.name for p in data_dir.iterdir()) == ["miniimagenet"]
+
+
+def test_local_tar_and_http_give_the_same_tree(tmp_path, server, mini_tar):
+    meta, expected, tar_path = mini_tar
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    res = run_script(tmp_path, "miniimagenet", DATA_DIR=local, IMAGENET_TAR=tar_path,
+                     MINIIMAGENET_METADATA=meta)
+    assert res.returncode == 0, res.stderr
+    res = run_script(tmp_path, "miniimagenet", DATA_DIR=remote, **mini_env(server, meta))
+    assert res.returncode == 0, res.stderr
+    assert snapshot_tree(local) == snapshot_tree(remote)
+    assert files_under(local / "miniimagenet") == expected
+
+
+@pytest.mark.parametrize("problem", ["missing", "directory", "truncated"])
+def test_bad_local_tar_fails_before_any_work(tmp_path, server, mini_tar, problem):
+    meta, _, tar_path = mini_tar
+    largest_end = max(int(line.rsplit("-", 1)[1])
+                      for csv in meta.rglob("*.csv") for line in csv.read_text().split())
+    bad = tmp_path / "ILSVRC2012_img_train.tar"
+    if problem == "directory":
+        bad.mkdir()
+    elif problem == "truncated":  # the last byte of the last image is missing
+        bad.write_bytes(tar_path.read_bytes()[:largest_end])
+    data_dir = tmp_path / "data"
+    # Both datasets: the Omniglot download (which would fail, with another
+    # message) must not even start.
+    res = run_script(tmp_path, DATA_DIR=data_dir, IMAGENET_TAR=bad, MINIIMAGENET_METADATA=meta,
+                     OMNIGLOT_URL=f"{server.url}/no/omniglot")
+    assert res.returncode != 0
+    line, = res.stderr.strip().splitlines()
+    assert "IMAGENET_TAR" in line and str(bad) in line
+    if problem == "truncated":
+        assert f"has {largest_end} bytes" in line and f"up to byte {largest_end}" in line
+    assert "omniglot" not in res.stdout
+    assert list(data_dir.iterdir()) == []
+
+
+def test_shipped_metadata():
+    # The original's CSVs: 64/16/20 classes. 16 classes are a few images
+    # short of 600 in the original too (59,981 images, not 60,000).
+    line_re = re.compile(r"(n\d{8})_\d+\.JPEG,(\d+)-(\d+)")
+    assert (SHIPPED_METADATA / "LICENSE").is_file()
+    assert (SHIPPED_METADATA / "README.md").is_file()
+    per_class, ranges, wnids = {}, [], set()
+    for subset, n_classes in {"train": 64, "val": 16, "test": 20}.items():
+        csvs = sorted((SHIPPED_METADATA / subset).glob("*.csv"))
+        assert len(csvs) == n_classes, subset
+        for csv in csvs:
+            wnids.add(csv.stem)
+            lines = csv.read_bytes().decode("ascii").split("\n")
+            assert lines.pop() == "", f"{csv} does not end in a newline"
+            for line in lines:
+                m = line_re.fullmatch(line)
+                assert m and m.group(1) == csv.stem, f"{csv}: {line!r}"
+                start, end = int(m.group(2)), int(m.group(3))
+                assert start <= end, f"{csv}: {line!r}"
+                ranges.append((start, end))
+            assert len({line.split(",")[0] for line in lines}) == len(lines), csv
+            per_class[f"{subset}/{csv.stem}"] = len(lines)
+    assert len(wnids) == 100  # no class in two subsets
+    assert all(597 <= n <= 600 for n in per_class.values()), per_class
+    assert sum(n == 600 for n in per_class.values()) == 84
+    assert sum(per_class.values()) == 59981
+    # The ranges do not overlap and lie inside the real tar (147897477120 bytes).
+    ranges.sort()
+    assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))
+    assert ranges[-1][1] < 147897477120
 
 
 def test_unknown_argument(tmp_path):

@@ -127,7 +127,7 @@ MINI_CASES = [
     ("missing data dir", ["--data-dir", "{tmp}/nowhere"], None,
      "`./fetch_data.sh miniimagenet`", 2),
     ("half download: no test split", [], _drop_split, "has no test/ (expected train/, val/", 2),
-    ("split without classes", [], _empty_split, "no n*/ class directories", 2),
+    ("split without classes", [], _empty_split, "split has no classes", 2),
     ("HTML saved as .JPEG", [], lambda d: _write(_first_png(d), b"<html><body>Forbidden</body>"
                                                  b"</html>"), "HTML/XML page", 2),
     ("truncated JPEG", [], lambda d: _truncate(_first_png(d)), "cannot read image", 2),

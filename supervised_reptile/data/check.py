@@ -14,24 +14,22 @@ directory or bad flags.
 
 import glob
 import os
+import tempfile
 from typing import Callable, Sequence
 
-from supervised_reptile.data import class_pool, miniimagenet, omniglot
+import numpy as np
 
-#: The original datasets (Omniglot: Lake et al.; Mini-ImageNet: the
-#: original's metadata CSVs, 600 images per class).
+from supervised_reptile.data import class_pool, forms, omniglot, registry
+
+#: The original Omniglot sets (Lake et al.).
 OMNIGLOT_CHARACTERS = {1623: "the full set", 964: "images_background", 659: "images_evaluation"}
 OMNIGLOT_DRAWINGS = 20
-MINIIMAGENET_CLASSES = {"train": 64, "val": 16, "test": 20}
-MINIIMAGENET_IMAGES = 600
-SUFFIX = {"omniglot": ".png", "miniimagenet": ".JPEG"}
 _FETCH_HINT = "download it with `./fetch_data.sh {dataset}` or pass `data_dir`"
 
 
 def guess_dataset(data_dir: str) -> str:
-    """"miniimagenet" if `data_dir` has a train/, val/ or test/ folder, else "omniglot"."""
-    has_split = any(os.path.isdir(os.path.join(data_dir, s)) for s in miniimagenet.SPLITS)
-    return "miniimagenet" if has_split else "omniglot"
+    """The dataset `data_dir` most likely holds (`registry.guess`)."""
+    return registry.guess(data_dir)
 
 
 def _count(class_dir: str, suffix: str) -> int:
@@ -65,30 +63,6 @@ def scan_omniglot(data_dir: str) -> dict[str, int]:
     return {c: _count(c, ".png") for c in chars}
 
 
-def scan_miniimagenet(data_dir: str) -> dict[str, dict[str, int]]:
-    """Split -> class directory -> number of .JPEG files.
-
-    Raises:
-      FileNotFoundError: no directory, a missing split, or a split without classes.
-    """
-    _require_dir(data_dir, "miniimagenet")
-    missing = [s for s in miniimagenet.SPLITS if not os.path.isdir(os.path.join(data_dir, s))]
-    if missing:
-        raise FileNotFoundError(
-            f"Mini-ImageNet directory {data_dir!r} has no {', '.join(m + '/' for m in missing)} "
-            "(expected train/, val/ and test/): a half-finished download? Remove it and "
-            + _FETCH_HINT.format(dataset="miniimagenet"))
-    splits = {}
-    for split in miniimagenet.SPLITS:
-        classes = miniimagenet.list_classes(os.path.join(data_dir, split))
-        if not classes:
-            raise FileNotFoundError(f"no n*/ class directories in "
-                                    f"{os.path.join(data_dir, split)!r}; "
-                                    + _FETCH_HINT.format(dataset="miniimagenet"))
-        splits[split] = {c: _count(c, ".JPEG") for c in classes}
-    return splits
-
-
 def _odd_counts(counts: dict[str, int], expected: int, where: str) -> list[str]:
     odd = {c: n for c, n in counts.items() if n != expected}
     if not odd:
@@ -110,15 +84,9 @@ def omniglot_notes(counts: dict[str, int]) -> list[str]:
     return notes + _odd_counts(counts, OMNIGLOT_DRAWINGS, "character")
 
 
-def miniimagenet_notes(splits: dict[str, dict[str, int]]) -> list[str]:
-    """How a scanned Mini-ImageNet directory differs from the original's metadata."""
-    notes = []
-    for split, counts in splits.items():
-        if len(counts) != MINIIMAGENET_CLASSES[split]:
-            notes.append(f"split {split} has {len(counts)} classes; the original has "
-                         f"{MINIIMAGENET_CLASSES[split]}")
-        notes += _odd_counts(counts, MINIIMAGENET_IMAGES, split)
-    return notes
+def notes(form: forms.Form, splits: dict[str, dict[str, int]]) -> list[str]:
+    """How a scanned split dataset differs from its standard version (`Form.notes`)."""
+    return form.notes(splits)
 
 
 def stale_downloads(data_dir: str) -> list[str]:
@@ -127,16 +95,28 @@ def stale_downloads(data_dir: str) -> list[str]:
     return sorted(glob.glob(os.path.join(glob.escape(parent), ".fetch_tmp.*")))
 
 
-def unreadable(class_files: Sequence[Sequence[str]], dataset: str) -> list[str]:
-    """Lines naming every file that the run's decoder cannot read."""
-    read = omniglot.read_image if dataset == "omniglot" else miniimagenet.read_image
-    shape = ((omniglot.IMAGE_SIZE,) * 2 if dataset == "omniglot"
-             else (miniimagenet.IMAGE_SIZE,) * 2 + (3,))
+def unreadable(class_files: Sequence[Sequence[str]]) -> list[str]:
+    """Lines naming every Omniglot file that the run's decoder cannot read."""
     bad = []
     # One class at a time keeps the memory at one class's images.
     for files in class_files:
-        class_pool.decode_classes([files], read, shape, ["c"], on_skip=bad.append)
+        class_pool.decode_classes([files], omniglot.read_image, (omniglot.IMAGE_SIZE,) * 2, ["c"],
+                                  on_skip=bad.append)
     return bad
+
+
+def unreadable_in(form: forms.Form) -> tuple[list[str], int]:
+    """`(lines naming every file that does not decode, images read)`, one split
+    at a time, decoded into a scratch file rather than memory."""
+    bad, total = [], 0
+    with tempfile.TemporaryDirectory() as scratch:
+        for split in forms.SPLITS:
+            def allocate(shape, dtype, split=split):
+                return np.lib.format.open_memmap(os.path.join(scratch, f"{split}.npy"), "w+",
+                                                 dtype, shape)
+
+            total += int(form.read_split(split, bad.append, allocate).counts.sum())
+    return bad, total + len(bad)
 
 
 def report(data_dir: str, dataset: str | None = None, decode: bool = True,
@@ -148,31 +128,37 @@ def report(data_dir: str, dataset: str | None = None, decode: bool = True,
     """
     dataset = dataset or guess_dataset(data_dir)
     log_fn(f"{dataset} in {data_dir}")
+    checked = "images not opened (`no_decode`)"
     if dataset == "omniglot":
         counts = scan_omniglot(data_dir)
         groups = {"all": counts}
         log_fn(f"  {len({os.path.dirname(c) for c in counts})} alphabets, {len(counts)} "
                f"characters, {sum(counts.values())} images")
-        notes = omniglot_notes(counts)
+        found = omniglot_notes(counts)
+        problems = [f"class {c} has no .png images" for c, n in counts.items() if n == 0]
+        if decode:
+            files = [class_pool.list_images(c, ".png") for c in counts]
+            problems += unreadable(files)
+            checked = f"{sum(map(len, files))} images opened"
     else:
-        groups = scan_miniimagenet(data_dir)
+        form = registry.find(data_dir, dataset)
+        log_fn(f"  form: {form.description}")
+        groups = form.scan()
         for split, counts in groups.items():
             log_fn(f"  {split}: {len(counts)} classes, {sum(counts.values())} images")
-        notes = miniimagenet_notes(groups)
-    problems = [f"class {c} has no {SUFFIX[dataset]} images"
-                for counts in groups.values() for c, n in counts.items() if n == 0]
+        found = notes(form, groups)
+        problems = [f"class {c} of the {s} split has no images"
+                    for s, counts in groups.items() for c, n in counts.items() if n == 0]
+        if decode and not problems:
+            bad, opened = unreadable_in(form)
+            problems += bad
+            checked = f"{opened} images opened"
     problems += [f"leftover of an interrupted fetch_data.sh run: {p} (safe to delete)"
                  for p in stale_downloads(data_dir)]
-    checked = "images not opened (`no_decode`)"
-    if decode:
-        files = [class_pool.list_images(c, SUFFIX[dataset])
-                 for counts in groups.values() for c in counts]
-        problems += unreadable(files, dataset)
-        checked = f"{sum(map(len, files))} images opened"
-    for line in notes:
+    for line in found:
         log_fn(f"note: {line}")
     for line in problems:
         log_fn(f"problem: {line}")
-    log_fn(f"{len(problems)} problem(s), {len(notes)} note(s); {checked}" if problems
-           else f"usable: no problems found, {len(notes)} note(s); {checked}")
+    log_fn(f"{len(problems)} problem(s), {len(found)} note(s); {checked}" if problems
+           else f"usable: no problems found, {len(found)} note(s); {checked}")
     return 1 if problems else 0

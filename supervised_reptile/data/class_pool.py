@@ -87,7 +87,8 @@ _PROBE = 32
 def decode_classes(class_files: Sequence[Sequence[str]], decode: Callable[[str], np.ndarray],
                    image_shape: tuple[int, ...], names: Sequence[str],
                    workers: int | None = None,
-                   on_skip: Callable[[str], None] | None = None) -> ClassPool:
+                   on_skip: Callable[[str], None] | None = None,
+                   allocate: Callable[[tuple, type], np.ndarray] = np.zeros) -> ClassPool:
     """Decodes every file once into a padded `ClassPool`.
 
     Args:
@@ -103,12 +104,14 @@ def decode_classes(class_files: Sequence[Sequence[str]], decode: Callable[[str],
       on_skip: None to raise `BadImageError` for files that do not decode;
         otherwise such files are left out of their class and `on_skip` is
         called with a line naming each.
+      allocate: `(shape, dtype) -> zero-filled array` the images are decoded
+        into (a memory-mapped file lets a split larger than memory decode).
 
     Raises:
       BadImageError: (with `on_skip=None`) listing every file that failed.
     """
     max_count = max((len(f) for f in class_files), default=0)
-    images = np.zeros((len(class_files), max_count) + tuple(image_shape), np.uint8)
+    images = allocate((len(class_files), max_count) + tuple(image_shape), np.uint8)
     jobs = [(c, i, path) for c, files in enumerate(class_files) for i, path in enumerate(files)]
 
     def _work(job):

@@ -1,0 +1,1 @@
+"""Datasets on disk -> uint8 class pools (no TensorFlow), and the checks of a data folder."""
