@@ -106,3 +106,23 @@ def check_data_main(argv: Sequence[str] | None = None) -> int:
         return report(args.data_dir, args.dataset, args.decode, log_fn=_print_line)
 
     return _exit_status(body)
+
+
+def convert_main(argv: Sequence[str] | None = None) -> int:
+    """`python -m supervised_reptile.convert DATA_DIR --dataset NAME [--store DIR]`."""
+    args = flags.parse_convert_args(argv)
+
+    def body():
+        from supervised_reptile.data import registry, store
+        form = registry.find(args.data_dir, args.dataset, args.image_size, args.channels)
+        _print_line(f"{args.dataset} in {args.data_dir}: {form.description}")
+        path = args.store or store.default_location(form)
+        current = store.open_if_current(path, form)
+        if current is not None and not args.force:
+            _print_line(f"The store {path} is up to date (pass --force to decode again)")
+            return
+        warn = (lambda line: print(f"warning: {line}", file=sys.stderr)) if args.skip_bad_images \
+            else None
+        store.write(form, path, warn, _print_line)
+
+    return _exit_status(body)

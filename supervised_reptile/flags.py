@@ -309,3 +309,43 @@ def parse_check_data_args(argv: Sequence[str] | None) -> CheckDataArgs:
     p.add_argument("--no-decode", dest="decode", action="store_false",
                    help="only count files; do not open every image")
     return CheckDataArgs(**vars(p.parse_args(argv)))
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertArgs:
+    """`python -m supervised_reptile.convert`: a dataset folder in, a store out."""
+    data_dir: str
+    dataset: str
+    store: str
+    image_size: int
+    channels: int
+    skip_bad_images: bool
+    force: bool
+
+
+def parse_convert_args(argv: Sequence[str] | None) -> ConvertArgs:
+    """`DATA_DIR --dataset NAME [--store DIR] [--image-size N] [--channels C] ...`."""
+    p = argparse.ArgumentParser(
+        prog="python -m supervised_reptile.convert", allow_abbrev=False,
+        description="Decode a dataset, in any form this project reads, into a decoded-image "
+                    "store (memory-mapped uint8 arrays plus an index) that runs open instead "
+                    "of decoding. Runs do this by themselves on first use; this command does "
+                    "it ahead of time, or into another folder.",
+        epilog="example: python -m supervised_reptile.convert data/miniimagenet "
+               "--dataset miniimagenet")
+    p.add_argument("data_dir", help="the dataset folder (see `check_data` for the forms)")
+    p.add_argument("--dataset", choices=SPLIT_DATASETS, required=True,
+                   help="which dataset the folder holds")
+    p.add_argument("--store", default="", metavar="DIR",
+                   help="where to write the store (default: .decoded inside DATA_DIR, or "
+                   "the user's cache folder if DATA_DIR is read-only), the folder a run's "
+                   "--store names")
+    p.add_argument("--image-size", type=int, default=0, metavar="PIXELS",
+                   help="with --dataset folder: the side images are resized to (0: inferred)")
+    p.add_argument("--channels", type=int, default=0, choices=(0, 1, 3),
+                   help="with --dataset folder: 1 greyscale, 3 RGB (0: inferred)")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="leave out image files that do not decode (each is named)")
+    p.add_argument("--force", action="store_true",
+                   help="decode again even if the store is up to date")
+    return ConvertArgs(**vars(p.parse_args(argv)))

@@ -241,10 +241,10 @@ def ensure(form: forms.Form, path: str | None = None,
     if store is not None:
         skipped = store.index.get("skipped", [])
         if skipped and on_skip is None:
-            raise ValueError(f"the store {path} was decoded leaving out {len(skipped)} "
-                             f"unreadable image(s) ({skipped[0]}); pass `skip_bad_images` to "
-                             "train without them, or fix the files (the store is then "
-                             "decoded again)")
+            first = skipped[0].removeprefix("skipped unreadable image ")
+            raise ValueError(f"the store {path} left out {len(skipped)} unreadable image(s) "
+                             f"(the first: {first}); pass `skip_bad_images` to train without "
+                             "them, or fix the files (the store is then decoded again)")
         for line in skipped:
             on_skip(line)
         return store
