@@ -6,6 +6,7 @@ configuration means the same run everywhere.
 
 import json
 import os
+import time
 
 import keras
 import tensorflow as tf
@@ -98,11 +99,15 @@ def load_samplers(config: Config, log_fn=print) -> dict[str, episodes.Sampler]:
         train_pool, test_pool = omniglot.load(data.data_dir, data.train_characters,
                                               config.run.seed, on_skip)
         return {"train": episodes.Sampler(train_pool), "test": episodes.Sampler(test_pool)}
+    began = time.perf_counter()
     form = find_form(config)
     if data.store != "off":
         form = store.ensure(form, data.store or None, on_skip, log_fn)
-    return {split: episodes.sampler_for(form.read_split(split, on_skip))
-            for split in forms.SPLITS}
+    samplers = {split: episodes.sampler_for(form.read_split(split, on_skip))
+                for split in forms.SPLITS}
+    where = f"the store {form.data_dir}" if isinstance(form, store.Store) else form.description
+    log_fn(f"Loaded {data.dataset} from {where} in {time.perf_counter() - began:.1f} s")
+    return samplers
 
 
 #: The run folder's record of which classes each split holds.
