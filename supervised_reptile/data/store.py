@@ -25,6 +25,7 @@ import glob
 import hashlib
 import itertools
 import json
+import mmap
 import os
 import shutil
 import time
@@ -82,6 +83,12 @@ class Store(forms.Form):
         forms.check_split(split)
         entry = self.index["splits"][split]
         images = np.load(os.path.join(self.data_dir, f"{split}.npy"), mmap_mode="r")
+        # Tasks read scattered images of about 21 KB each: without this advice the
+        # kernel reads around every page fault (8 MB on the machine this was
+        # measured on), which read 9 GB of a tieredImageNet store in 50 meta-iterations.
+        advise = getattr(getattr(images, "_mmap", None), "madvise", None)
+        if advise is not None and hasattr(mmap, "MADV_RANDOM"):
+            advise(mmap.MADV_RANDOM)
         expected = (len(entry["names"]), max(entry["counts"])) + self.image_shape
         if images.shape != expected or images.dtype != np.uint8:
             raise ValueError(f"store {self.data_dir!r}: {split}.npy is {images.dtype} "
