@@ -4,11 +4,14 @@
 # Mini-ImageNet is cut out of ILSVRC2012_img_train.tar by byte ranges, read
 # over HTTP (IMAGENET_TAR_URL) or from a local copy (IMAGENET_TAR).
 #
-# Usage: fetch_data.sh [omniglot] [miniimagenet]
+# Usage: fetch_data.sh [omniglot] [omniglot-small] [miniimagenet]
 #        (no argument fetches both; a dataset whose folder exists is skipped)
 #
 # Result:
 #   $DATA_DIR/omniglot/<Alphabet>/<characterNN>/*.png
+#   $DATA_DIR/omniglot_small/<Alphabet>/<characterNN>/*.png  (omniglot-small:
+#     Lake's images_background_small1.zip, 5 alphabets, 136 characters, 1 MB;
+#     enough for a first run of a few minutes; asked for by name only)
 #   $DATA_DIR/miniimagenet/{train,val,test}/<wnid>/*.JPEG
 #
 # Each dataset is assembled in a temporary folder $DATA_DIR/.fetch_tmp.XXXXXX,
@@ -82,6 +85,7 @@ last_line() {
 
 # ---------------------------------------------------------------- arguments
 want_omniglot=0
+want_omniglot_small=0
 want_miniimagenet=0
 if (( $# == 0 )); then
   want_omniglot=1
@@ -90,9 +94,10 @@ fi
 for arg in "$@"; do
   case $arg in
     omniglot) want_omniglot=1 ;;
+    omniglot-small) want_omniglot_small=1 ;;
     miniimagenet) want_miniimagenet=1 ;;
     -h|--help) usage; exit 0 ;;
-    *) die "unknown argument '$arg'; usage: $PROG [omniglot] [miniimagenet] (see $PROG --help)" ;;
+    *) die "unknown argument '$arg'; usage: $PROG [omniglot] [omniglot-small] [miniimagenet] (see $PROG --help)" ;;
   esac
 done
 
@@ -123,19 +128,23 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 # ----------------------------------------------------------------- Omniglot
-fetch_omniglot() {
-  local dest=$DATA_DIR/omniglot
+# fetch_omniglot_set FOLDER ALPHABETS CHARACTERS ARCHIVE...: the archives'
+# alphabets merged into $DATA_DIR/FOLDER, checked against the expected counts.
+fetch_omniglot_set() {
+  local folder=$1 expect_alphabets=$2 expect_characters=$3
+  shift 3
+  local dest=$DATA_DIR/$folder
   if [[ -e $dest ]]; then
-    echo "omniglot: $dest exists, skipping"
+    echo "$folder: $dest exists, skipping"
     return 0
   fi
-  local work=$TMP/omniglot_zips out=$TMP/omniglot name url err alphabet
+  local work=$TMP/${folder}_zips out=$TMP/$folder name url err alphabet
   mkdir -p "$work" "$out"
-  for name in images_background images_evaluation; do
+  for name in "$@"; do
     url=$OMNIGLOT_URL/$name.zip
-    echo "omniglot: downloading $url"
+    echo "$folder: downloading $url"
     if ! err=$(curl -fsSL --retry 3 -o "$work/$name.zip" "$url" 2>&1); then
-      die "download of $url failed: $(last_line "$err"); set OMNIGLOT_URL to a mirror holding images_background.zip and images_evaluation.zip"
+      die "download of $url failed: $(last_line "$err"); set OMNIGLOT_URL to a mirror holding $*"
     fi
     if ! err=$(unzip -q "$work/$name.zip" -d "$work" 2>&1); then
       die "could not unzip $name.zip from $url: $(last_line "$err")"
@@ -151,7 +160,7 @@ fetch_omniglot() {
   done
   rm -rf "$work"
 
-  echo "omniglot: checking"
+  echo "$folder: checking"
   local n_alphabets n_characters n_png bad
   n_alphabets=$(find "$out" -mindepth 1 -maxdepth 1 -type d | wc -l)
   n_characters=$(find "$out" -mindepth 2 -maxdepth 2 -type d | wc -l)
@@ -159,22 +168,33 @@ fetch_omniglot() {
   n_alphabets=${n_alphabets//[[:space:]]/}
   n_characters=${n_characters//[[:space:]]/}
   n_png=${n_png//[[:space:]]/}
-  (( n_alphabets == OMNIGLOT_EXPECT_ALPHABETS )) ||
-    die "omniglot: expected $OMNIGLOT_EXPECT_ALPHABETS alphabets, found $n_alphabets (set OMNIGLOT_EXPECT_ALPHABETS to override)"
-  (( n_characters == OMNIGLOT_EXPECT_CHARACTERS )) ||
-    die "omniglot: expected $OMNIGLOT_EXPECT_CHARACTERS characters, found $n_characters (set OMNIGLOT_EXPECT_CHARACTERS to override)"
+  (( n_alphabets == expect_alphabets )) ||
+    die "$folder: expected $expect_alphabets alphabets, found $n_alphabets (set OMNIGLOT_EXPECT_ALPHABETS to override)"
+  (( n_characters == expect_characters )) ||
+    die "$folder: expected $expect_characters characters, found $n_characters (set OMNIGLOT_EXPECT_CHARACTERS to override)"
   (( n_png == n_characters * OMNIGLOT_EXPECT_PER_CHARACTER )) ||
-    die "omniglot: expected $((n_characters * OMNIGLOT_EXPECT_PER_CHARACTER)) PNG files ($OMNIGLOT_EXPECT_PER_CHARACTER per character), found $n_png"
+    die "$folder: expected $((n_characters * OMNIGLOT_EXPECT_PER_CHARACTER)) PNG files ($OMNIGLOT_EXPECT_PER_CHARACTER per character), found $n_png"
   # Every character folder must hold exactly the expected number of PNGs.
   bad=$(find "$out" -mindepth 3 -maxdepth 3 -type f -name '*.png' |
         sed 's|/[^/]*$||' | sort | uniq -c |
         awk -v n="$OMNIGLOT_EXPECT_PER_CHARACTER" '$1 != n { print; exit }')
   [[ -z $bad ]] ||
-    die "omniglot: expected $OMNIGLOT_EXPECT_PER_CHARACTER PNG files per character, found: ${bad#"${bad%%[![:space:]]*}"}"
+    die "$folder: expected $OMNIGLOT_EXPECT_PER_CHARACTER PNG files per character, found: ${bad#"${bad%%[![:space:]]*}"}"
 
   [[ ! -e $dest ]] || die "$dest appeared while downloading; not overwriting it"
   mv "$out" "$dest"
-  echo "omniglot: done, $n_alphabets alphabets, $n_characters characters, $n_png images in $dest"
+  echo "$folder: done, $n_alphabets alphabets, $n_characters characters, $n_png images in $dest"
+}
+
+fetch_omniglot() {
+  fetch_omniglot_set omniglot "$OMNIGLOT_EXPECT_ALPHABETS" "$OMNIGLOT_EXPECT_CHARACTERS" \
+    images_background images_evaluation
+}
+
+# The first-run subset: 136 real characters of 5 alphabets.
+fetch_omniglot_small() {
+  fetch_omniglot_set omniglot_small "${OMNIGLOT_EXPECT_ALPHABETS_SMALL:-5}" \
+    "${OMNIGLOT_EXPECT_CHARACTERS_SMALL:-136}" images_background_small1
 }
 
 # ------------------------------------------------------------ Mini-ImageNet
@@ -334,5 +354,6 @@ fetch_miniimagenet() {
 # fails at once rather than after the Omniglot download.
 (( want_miniimagenet )) && plan_miniimagenet
 (( want_omniglot )) && fetch_omniglot
+(( want_omniglot_small )) && fetch_omniglot_small
 (( want_miniimagenet )) && fetch_miniimagenet
 exit 0

@@ -45,6 +45,8 @@ RESUMABLE_CHANGES = frozenset({
 #: them: `algorithm` is compared as the `foml` and `maml` switches.
 STRUCTURE_FIELDS = ("dataset", "classes", "image_size", "channels", "sgd", "maml")
 CHECKPOINT_NAME = "model.ckpt"
+#: `RunCheckpoint.iteration` (the next meta-iteration) in a checkpoint file.
+_ITERATION_KEY = "iteration/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 class RunCheckpoint:
@@ -190,6 +192,24 @@ def remove_partial_writes(directory: str) -> list[str]:
     for path in paths:
         shutil.rmtree(path, ignore_errors=True)
     return paths
+
+
+def finished(directory: str, meta_iters: int) -> int | None:
+    """The meta-iterations that the newest checkpoint in `directory` completed,
+    when they are `meta_iters` or more (nothing is left to train), else None.
+
+    Read from the checkpoint's `iteration` without building a model, so that
+    a finished run is recognised before its data is loaded. An unreadable
+    checkpoint gives None: the restore then reports it or falls back.
+    """
+    path = tf.train.latest_checkpoint(directory)
+    if path is None:
+        return None
+    try:
+        done = int(tf.train.load_checkpoint(path).get_tensor(_ITERATION_KEY))
+    except (tf.errors.OpError, ValueError, KeyError):
+        return None
+    return done if done >= meta_iters else None
 
 
 def prepare(run_checkpoint: RunCheckpoint, config: Config,

@@ -6,20 +6,26 @@ Exit statuses, shared by all commands:
        written (`guard.CheckpointWriteError`) or a peer of a multi-worker run
        was lost (`guard.WorkerLostError`); `check_data` also when it found
        problems in the data;
-  2    bad flags (argparse) or bad data (`ValueError`, `OSError`);
+  2    bad flags (argparse) or bad data (`ValueError`, `OSError`); also a
+       `--checkpoint` folder that another live run holds (`lock.FolderInUse`);
   130  Ctrl-C (`guard.Interrupted` once training stopped cleanly, else
-       `KeyboardInterrupt`).
+       `KeyboardInterrupt`);
+  143  SIGTERM during training (128 + 15, as a shell reports a process that
+       SIGTERM killed; `guard.Interrupted` once training stopped cleanly, else
+       `guard.Terminated` for a second signal). Outside training SIGTERM keeps
+       its default action.
 
 TensorFlow is imported only inside the commands that need it, so `--help`
 stays fast.
 """
 
+import signal
 import sys
 from typing import Callable, Sequence
 
 from supervised_reptile import flags, guard
 
-OK, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
+OK, FAILED, BAD_INPUT, INTERRUPTED, TERMINATED = 0, 1, 2, 130, 143
 
 
 def _print_line(line: str) -> None:
@@ -34,12 +40,15 @@ def _exit_status(body: Callable[[], int | None], checkpoint: str | None = None) 
     """Runs `body` and maps what it raises to the exit status (the table above)."""
     try:
         status = body()
+    except guard.Terminated:  # a second signal while stopping, the last a SIGTERM
+        print("error: terminated (SIGTERM)", file=sys.stderr)
+        return TERMINATED
     except KeyboardInterrupt:  # before training, or a second Ctrl-C
         print("error: interrupted", file=sys.stderr)
         return INTERRUPTED
     except guard.Interrupted as err:
         print(f"{err} in {checkpoint!r}", file=sys.stderr)
-        return INTERRUPTED
+        return TERMINATED if err.signum == signal.SIGTERM else INTERRUPTED
     except (guard.NonFiniteLoss, guard.CheckpointWriteError, guard.WorkerLostError) as err:
         _error(str(err))
         return FAILED
@@ -78,6 +87,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     def body():
         from supervised_reptile import validate
         validate.check_export_source(args.checkpoint)
+        validate.check_export_target(args.export)
         from supervised_reptile.saved_model import export_checkpoint  # imports TensorFlow
         path = export_checkpoint(args.checkpoint, args.export)
         print(f"Exported {path} to {args.export}")
@@ -91,8 +101,9 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
 
     def body():
         from supervised_reptile.prediction import predict
-        for name, label in predict(args.model, args.support, args.query):
-            print(f"{name}\t{label}")
+        for name, label, probs in predict(args.model, args.support, args.query):
+            scores = "".join(f"\t{c}={p:.3f}" for c, p in probs.items()) if args.scores else ""
+            print(f"{name}\t{label}{scores}")
 
     return _exit_status(body)
 

@@ -1,5 +1,6 @@
 """A training run from a `Config`: preflight, build, resume, train, evaluate, report, export."""
 
+import contextlib
 import itertools
 import sys
 import time
@@ -8,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from supervised_reptile import (checkpoints, config as config_lib, distribute, episodes,
-                                guard, progress, report, saved_model, validate)
+                                guard, lock, progress, report, saved_model, validate)
 from supervised_reptile.build import (build_algorithm, configure_threads, load_samplers,
                                       resolve_data, task_specs, write_split)
 from supervised_reptile.config import Config
@@ -23,7 +24,10 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
     Training resumes from the latest checkpoint in `config.run.checkpoint`
     when there is one (`checkpoints.prepare`); `config.run.restart` starts
     over. With `config.distribution`, every worker runs this; only the chief
-    prints, writes checkpoints, TensorBoard events, results and exports.
+    prints, writes checkpoints, TensorBoard events, results and exports, and
+    holds the folder's lock (`lock.hold`; `lock.FolderInUse` if another run
+    holds it). A finished run (a checkpoint at `meta_iters` or later) is
+    neither trained nor evaluated again: one line says so and `{}` is returned.
     """
     validate.before_run(config)
     config = resolve_data(config)
@@ -33,6 +37,32 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
     chief = distribute.is_chief(strategy)
     if not chief:
         log_fn = _silent
+    # Only the chief writes to the folder; `pretrained` only reads it (beside a training run).
+    held = (lock.hold(run_cfg.checkpoint) if chief and not run_cfg.pretrained
+            else contextlib.nullcontext())
+    with held:
+        done = _finished(config)
+        if done is not None:
+            log_fn(f"{run_cfg.checkpoint} already finished {done} meta-iterations; nothing to "
+                   "train. Pass `pretrained` to evaluate it again, `meta_iters` N (more than "
+                   f"{done}) to train further, or `restart` to start over.")
+            return {}
+        return _train_and_evaluate(config, strategy, chief, log_fn)
+
+
+def _finished(config: Config) -> int | None:
+    """The meta-iterations of a finished run in the checkpoint folder, or None
+    (checked against `config` first, before any data is loaded)."""
+    if config.run.pretrained or config.run.restart:
+        return None
+    checkpoints.check_compatible(config.run.checkpoint, config)
+    return checkpoints.finished(config.run.checkpoint, config.meta.meta_iters)
+
+
+def _train_and_evaluate(config: Config, strategy, chief: bool,
+                        log_fn: Callable[[str], None]) -> dict[str, float]:
+    """`run` after the preflight: build, resume, train, evaluate, report, export."""
+    run_cfg, dist = config.run, config.distribution
     train_spec, eval_spec = task_specs(config)
     samplers = load_samplers(config, log_fn)
     with strategy.scope():
@@ -98,7 +128,7 @@ def _train(config, stepper, samplers, specs, run_checkpoint, summaries, start, l
                               stepper.model.trainable_variables)
     meta = config.meta
     try:
-        with guard.stop_on_sigint() as stop:
+        with guard.stop_on_signals() as stop:
             train(stepper, tasks, monitor, save,
                   meta_iters=meta.meta_iters, meta_step=meta.meta_step,
                   meta_step_final=meta.meta_step_final, eval_interval=config.eval.eval_interval,

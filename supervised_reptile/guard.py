@@ -1,9 +1,11 @@
-"""Guards around a long run: non-finite losses, Ctrl-C, checkpoint writes.
+"""Guards around a long run: non-finite losses, Ctrl-C and SIGTERM, checkpoint writes.
 
 Exit statuses that `cli.main` gives these (and the README documents):
   1    `NonFiniteLoss`, `CheckpointWriteError` or `WorkerLostError`: the run
        failed; the checkpoints written before the failure are kept untouched.
-  130  `Interrupted` (Ctrl-C): a final checkpoint was written first.
+  130  `Interrupted` by Ctrl-C: a final checkpoint was written first.
+  143  `Interrupted` by SIGTERM (128 + 15, what a shell reports for a process
+       that SIGTERM killed): a final checkpoint was written first.
 """
 
 import contextlib
@@ -35,13 +37,24 @@ class CheckpointWriteError(RuntimeError):
     """A checkpoint could not be written (full disk, unwritable directory)."""
 
 
-class Interrupted(Exception):
-    """Ctrl-C stopped training after `iteration`, whose checkpoint was written."""
+#: The signals that stop training cleanly, as messages name them.
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
-    def __init__(self, iteration: int):
-        super().__init__(f"interrupted: stopped after meta-iteration {iteration} and wrote "
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM (`signum`) stopped training after `iteration`, whose
+    checkpoint was written."""
+
+    def __init__(self, iteration: int, signum: int = signal.SIGINT):
+        by = "" if signum == signal.SIGINT else f" by {STOP_SIGNALS.get(signum, signum)}"
+        super().__init__(f"interrupted{by}: stopped after meta-iteration {iteration} and wrote "
                          "its checkpoint")
         self.iteration = iteration
+        self.signum = signum
+
+
+class Terminated(KeyboardInterrupt):
+    """A second signal, the last a SIGTERM, quit at once (no final checkpoint)."""
 
 
 #: The meta-step statistic that says whether the new meta-weights are all finite.
@@ -99,16 +112,22 @@ def guarded_save(save: Callable[[int], None], directory: str,
 
 
 def check_checkpoint_dir(directory: str, min_free_bytes: int = MIN_FREE_BYTES) -> None:
-    """Creates `directory` and checks that a file can be written there and space is left.
+    """Checks that `directory` can be created, a file written there and space is left.
+
+    Creates nothing: a missing directory is checked through its nearest
+    existing parent (the run creates it when it takes its lock, `lock.hold`),
+    so a run that then fails on its data leaves no empty folder behind.
 
     Raises:
       ValueError: naming the directory and the reason.
     """
+    existing = os.path.abspath(directory)
+    while not os.path.exists(existing):  # False as well below a regular file
+        existing = os.path.dirname(existing)
     try:
-        os.makedirs(directory, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory) as f:
+        with tempfile.TemporaryFile(dir=existing) as f:
             f.write(b"x")
-        free = shutil.disk_usage(directory).free
+        free = shutil.disk_usage(existing).free
     except OSError as err:
         raise ValueError(f"{directory!r} is not a writable directory: "
                                    f"{err.strerror or err}") from None
@@ -118,39 +137,46 @@ def check_checkpoint_dir(directory: str, min_free_bytes: int = MIN_FREE_BYTES) -
 
 
 class StopFlag:
-    """Set by the first Ctrl-C; the training loop stops at the next iteration boundary."""
+    """Set by the first Ctrl-C or SIGTERM (`signum`); the training loop stops
+    at the next iteration boundary."""
 
     requested = False
+    signum = signal.SIGINT
 
 
 @contextlib.contextmanager
-def stop_on_sigint(log_fn: Callable[[str], None] | None = None) -> Iterator[StopFlag]:
-    """Turns the first SIGINT into `flag.requested = True`; a second one interrupts at once.
+def stop_on_signals(log_fn: Callable[[str], None] | None = None) -> Iterator[StopFlag]:
+    """Turns the first SIGINT or SIGTERM into `flag.requested = True`; a second
+    one of either quits at once (`KeyboardInterrupt`, or `Terminated` for SIGTERM).
 
-    Outside the main thread (where signals cannot be handled), or where
-    SIGINT is ignored (started in the background with `nohup` or `&`), the
-    flag is never set and SIGINT keeps its usual effect.
+    SIGTERM is what batch schedulers, container platforms and preemptible
+    cloud machines send before they stop a job, so it saves like Ctrl-C.
+    Outside the main thread (where signals cannot be handled), neither is
+    handled; a signal that is ignored (SIGINT in a job started in the
+    background with `nohup` or `&`) stays ignored.
     """
     flag = StopFlag()
 
     def _handler(signum, frame):
         if flag.requested:
-            raise KeyboardInterrupt
-        flag.requested = True
-        (log_fn or _stderr)("Ctrl-C: stopping after this meta-iteration and writing a "
-                            "checkpoint (press Ctrl-C again to quit at once)")
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        flag.requested, flag.signum = True, signum
+        again = "press Ctrl-C again" if signum == signal.SIGINT else "send SIGTERM again"
+        (log_fn or _stderr)(f"{STOP_SIGNALS[signum]}: stopping after this meta-iteration and "
+                            f"writing a checkpoint ({again} to quit at once)")
 
+    previous = {}
     try:
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            raise ValueError("SIGINT is ignored")
-        previous = signal.signal(signal.SIGINT, _handler)
-    except ValueError:  # not the main thread, or SIGINT ignored
-        yield flag
-        return
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, _handler)
+    except ValueError:  # not the main thread
+        pass
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _stderr(line: str) -> None:

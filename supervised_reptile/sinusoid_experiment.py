@@ -61,19 +61,42 @@ def _curves(algorithm: Algorithm, episodes: list) -> np.ndarray:
     return outputs_of(algorithm, episodes, every_step=True, size=len(episodes))[..., 0]
 
 
+def _amplitude_phase(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The task's `(A, phase)`, recovered from its true curve.
+
+    The episode carries only points; its query targets are exactly
+    `A sin(x - phase) = A cos(phase) sin(x) - A sin(phase) cos(x)` on an even
+    grid, so least squares on `(sin x, cos x)` gives them back to float32
+    rounding (A > 0 and phase in [0, pi] make the answer unique).
+    """
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    (a, b), *_ = np.linalg.lstsq(np.stack([np.sin(x), np.cos(x)], axis=1), y, rcond=None)
+    return float(np.hypot(a, b)), float(np.arctan2(-b, a))
+
+
 def fits(algorithm: Algorithm, held_out: tf.data.Dataset, others: dict | None = None,
          count: int = PICTURE_TASKS) -> list[Fit]:
-    """The picture's curves for the first `count` held-out tasks.
+    """The picture's curves for the first `count` held-out tasks, each with its
+    amplitude and phase and the query MSE (`squared_errors`, as in
+    `evaluate_mse`) of the drawn curves before and after the inner steps.
 
     Args:
       others: label -> `[count, points]` adapted predictions of other runs.
     """
     episodes = list(held_out.take(count))
     curves = _curves(algorithm, episodes)
-    return [Fit(e.query_images.numpy()[:, 0], e.query_labels.numpy(), c[0], c[-1],
-                e.support_images.numpy()[:, 0], e.support_labels.numpy(),
-                tuple((label, other[t]) for label, other in (others or {}).items()))
-            for t, (e, c) in enumerate(zip(episodes, curves))]
+    targets = np.stack([e.query_labels.numpy() for e in episodes])
+    errors = squared_errors(curves[..., None], targets)
+    out = []
+    for t, (e, c) in enumerate(zip(episodes, curves)):
+        grid = e.query_images.numpy()[:, 0]
+        amplitude, phase = _amplitude_phase(grid, targets[t])
+        out.append(Fit(grid, targets[t], c[0], c[-1], e.support_images.numpy()[:, 0],
+                       e.support_labels.numpy(),
+                       tuple((label, other[t]) for label, other in (others or {}).items()),
+                       amplitude=amplitude, phase=phase, mse_before=float(errors[t, 0]),
+                       mse_after=float(errors[t, -1]), steps=len(c) - 1))
+    return out
 
 
 def compared_fits(directories, seed: int, eval_samples: int,
@@ -94,8 +117,10 @@ def compared_fits(directories, seed: int, eval_samples: int,
         tf.train.Checkpoint(model=algorithm.model, optimizer=algorithm.optimizer).restore(
             path).assert_existing_objects_matched()
         episodes = list(held_out_tasks(config).take(count))
-        label = f"{config.meta.algorithm} ({os.path.basename(os.path.normpath(directory))})"
-        out[label] = _curves(algorithm, episodes)[:, -1]
+        curves = _curves(algorithm, episodes)
+        label = (f"{config.meta.algorithm} ({os.path.basename(os.path.normpath(directory))}), "
+                 f"after {curves.shape[1] - 1} steps")
+        out[label] = curves[:, -1]
     return out
 
 

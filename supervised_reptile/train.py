@@ -46,7 +46,7 @@ def train(algorithm: MetaLearner, tasks: Iterator[TrainEpisode], monitor: dict[s
       recorder: optional `summaries.Summaries` (TensorBoard) told about every
         meta-step (`train_step`) and monitoring evaluation (`evaluated`).
       progress: optional `progress.Progress`, updated after every iteration.
-      stop: when `stop.requested` (Ctrl-C), the current iteration is saved and
+      stop: when `stop.requested` (Ctrl-C or SIGTERM), the current iteration is saved and
         `guard.Interrupted` raised.
 
     Raises:
@@ -80,7 +80,7 @@ def train(algorithm: MetaLearner, tasks: Iterator[TrainEpisode], monitor: dict[s
         if progress is not None:
             progress.update(i + 1)
         if stopping:
-            raise guard.Interrupted(i)
+            raise guard.Interrupted(i, stop.signum)
         if time_deadline is not None and time.time() > time_deadline:
             return i + 1
     return max(start_iteration, meta_iters)

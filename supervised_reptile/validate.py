@@ -1,8 +1,9 @@
 """Every rule a configuration must obey, checked once, at the edge, in the flags' words.
 
-`before_run` is what a run calls first: the flags alone, then the checkpoint
-directory, then the class and image counts from a directory listing (no
-image is decoded). Every error is a `ValueError` (or `FileNotFoundError`)
+`before_run` is what a run calls first: the flags alone, then the paths the
+run writes (`--export` and `--eval-results`, written only at the end, and the
+checkpoint directory), then the class and image counts from a directory
+listing (no image is decoded). Every error is a `ValueError` (or `FileNotFoundError`)
 whose message names the flag, its value and what would be valid; oddities
 that do not break a run are passed to `warn`. Library constructors may check
 their own arguments again, in their own words.
@@ -20,6 +21,8 @@ from supervised_reptile.config import CONFIG_FILE, RESULT_FORMATS, Config
 #: Flags that must be >= 1.
 _POSITIVE = ("classes", "shots", "inner_batch", "inner_iters", "meta_batch", "eval_batch",
              "eval_iters", "eval_samples", "eval_interval")
+#: `saved_model.METADATA_FILE` (not imported: that module imports TensorFlow).
+_EXPORT_METADATA = "supervised_reptile.json"
 _MAML_INNER_LOOP = ("MAML's inner loop is plain SGD with --maml-inner-lr on the whole support "
                     "set (--maml-first-order gives first-order MAML)")
 
@@ -232,6 +235,46 @@ def check_checkpoint_dir(directory: str) -> None:
         raise ValueError(f"--checkpoint {err}") from None
 
 
+def check_output_paths(config: Config) -> None:
+    """`--export` and `--eval-results`, written only after training, can be written.
+
+    An existing `--export` folder must be empty or an export of this project
+    (with `saved_model.METADATA_FILE`), which the new export replaces; other
+    files would end up mixed with the SavedModel's, so such a folder is refused.
+    """
+    run = config.run
+    if run.export:
+        check_export_target(run.export)
+    if run.eval_results:
+        if os.path.isdir(run.eval_results):
+            raise ValueError(f"--eval-results {run.eval_results!r} is a folder; pass a file "
+                             f"name ending in one of {RESULT_FORMATS}")
+        _check_writable("--eval-results", run.eval_results,
+                        os.path.dirname(os.path.abspath(run.eval_results)))
+
+
+def check_export_target(export: str) -> None:
+    """The `--export` folder can be written and holds nothing but an earlier export."""
+    if (os.path.isdir(export) and os.listdir(export)
+            and not os.path.exists(os.path.join(export, _EXPORT_METADATA))):
+        raise ValueError(f"--export {export!r} is a folder that holds other files, not a "
+                         "SavedModel of this project; pass a new or empty folder")
+    _check_writable("--export", export, export)
+
+
+def _check_writable(flag: str, path: str, folder: str) -> None:
+    """Raises ValueError unless `folder` is, or can be created as, a writable folder."""
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):  # False as well below a regular file
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"{flag} {path!r} cannot be written: {existing!r} is a file, not a "
+                         "folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path!r} cannot be written: no permission to write in "
+                         f"{existing!r}")
+
+
 def check_export_source(checkpoint_dir: str) -> None:
     """The export command's `--checkpoint` is a training run's folder."""
     if not os.path.exists(os.path.join(checkpoint_dir, CONFIG_FILE)):
@@ -242,6 +285,7 @@ def check_export_source(checkpoint_dir: str) -> None:
 def before_run(config: Config, warn: Callable[[str], None] = warn) -> None:
     """Everything that can be checked before decoding images, cheapest first."""
     check_flags(config, warn)
+    check_output_paths(config)
     run = config.run
     if run.pretrained:
         if not os.path.exists(os.path.join(run.checkpoint, "checkpoint")):

@@ -96,7 +96,7 @@ _SCRIPT = textwrap.dedent("""
 
         labels = prediction.predict(os.path.join(out, "saved"), os.path.join(root, "support"),
                                  os.path.join(root, "query"))
-        assert len(labels) == 3 and {l for _, l in labels} <= {os.path.basename(c) for c in chars}
+        assert len(labels) == 3 and {l for _, l, _ in labels} <= {os.path.basename(c) for c in chars}
         print(mode, name, "ok", flush=True)
 """)
 

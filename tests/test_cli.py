@@ -1,6 +1,7 @@
 """The one exception -> exit-status table of `cli`, one test per status."""
 
 import os
+import signal
 
 import pytest
 
@@ -32,6 +33,17 @@ def test_bad_data_dir_is_2(tmp_path, capsys):
                        str(tmp_path / "ck")], "omniglot")
     assert status == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.parametrize("dataset", ["omniglot", "miniimagenet"])
+def test_a_run_without_data_leaves_no_checkpoint_folder(tmp_path, capsys, dataset):
+    """Nor the parents it would have created; a folder that was there stays."""
+    for checkpoint in (tmp_path / "new" / "ck", tmp_path):
+        assert cli.main(["--data-dir", str(tmp_path / "nowhere"), "--checkpoint",
+                         str(checkpoint)], dataset) == 2
+        assert "error: " in capsys.readouterr().err
+        assert not os.path.exists(tmp_path / "new")
+        assert os.path.isdir(tmp_path)
 
 
 def test_bad_flag_value_is_2(tmp_path, capsys):
@@ -71,6 +83,21 @@ def test_ctrl_c_is_130(monkeypatch, capsys):
     monkeypatch.setattr(experiment, "run", second_ctrl_c)
     assert cli.main([], "omniglot") == 130
     assert capsys.readouterr().err == "error: interrupted\n"
+
+
+def test_sigterm_is_143(monkeypatch, capsys):
+    def terminated(config, log_fn):
+        raise guard.Interrupted(7, signal.SIGTERM)
+    monkeypatch.setattr(experiment, "run", terminated)
+    assert cli.main(["--checkpoint", "ck"], "omniglot") == cli.TERMINATED == 143
+    assert capsys.readouterr().err == ("interrupted by SIGTERM: stopped after meta-iteration 7 "
+                                       "and wrote its checkpoint in 'ck'\n")
+
+    def second_signal(config, log_fn):
+        raise guard.Terminated
+    monkeypatch.setattr(experiment, "run", second_signal)
+    assert cli.main([], "omniglot") == 143
+    assert capsys.readouterr().err == "error: terminated (SIGTERM)\n"
 
 
 def test_help_does_not_import_tensorflow():

@@ -1,6 +1,7 @@
 """`python -m supervised_reptile.check_data` on good, half-downloaded and corrupt data."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,3 +90,14 @@ def test_skip_bad_images_trains_without_the_file_and_names_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"warning: skipped unreadable image {bad!r}" in err
     assert os.path.exists(tmp_path / "ck" / "model.ckpt-1.index")
+
+
+def test_an_alphabet_or_a_character_folder_names_the_folder_to_pass(tmp_path):
+    data = make_omniglot(tmp_path / "o", alphabets=2, characters=2)
+    alphabet = os.path.join(data, "Alphabet_0")
+    with pytest.raises(FileNotFoundError, match=r"looks like one alphabet .*pass its parent, "
+                       r"`data_dir` " + re.escape(os.path.abspath(data))):
+        check_data.scan_omniglot(alphabet)
+    with pytest.raises(FileNotFoundError, match=r"looks like one character .*`data_dir` "
+                       + re.escape(os.path.abspath(data))):
+        check_data.scan_omniglot(os.path.join(alphabet, "character01"))

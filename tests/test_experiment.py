@@ -78,7 +78,11 @@ def test_miniimagenet_runs_on_generated_jpegs(tmp_path):
     out = _run("run_miniimagenet.py", *common, "--checkpoint", "ck", "--transductive", "--foml",
                "--eval-results", "results.json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
+    # The first run decodes the images into the store, then says where they came from.
+    assert out.stdout.startswith("Decoded the original's layout")
     lines = out.stdout.splitlines()
+    assert lines[1].startswith("Loaded miniimagenet from the store ")
+    lines = lines[2:]
     assert lines[0] == "Training..." and lines[4] == "Evaluating..."
     assert [l.split(":")[0] for l in lines[5:8]] == ["Train accuracy", "Validation accuracy",
                                                     "Test accuracy"]
@@ -124,3 +128,31 @@ def test_foml_tail_with_one_inner_iteration_is_refused(tmp_path):
                "--data-dir", str(tmp_path), cwd=tmp_path)
     assert out.returncode == 2
     assert "--foml-tail needs --inner-iters >= 2" in out.stderr
+
+
+@pytest.mark.slow
+def test_a_finished_run_run_again_says_so_and_trains_further_when_asked(tmp_path, capsys):
+    from supervised_reptile import cli
+    data = make_omniglot(tmp_path / "omni", alphabets=3, characters=4)
+    ck, results = str(tmp_path / "ck"), tmp_path / "results.json"
+    argv = ["--data-dir", data, "--checkpoint", ck, "--eval-results", str(results),
+            "--train-characters", "6", "--classes", "3", "--shots", "1", "--train-shots", "3",
+            "--inner-batch", "3", "--inner-iters", "2", "--eval-batch", "3", "--eval-iters", "2",
+            "--eval-samples", "2", "--checkpoint-interval", "1"]
+    assert cli.main(argv + ["--meta-iters", "2"], "omniglot") == 0
+    assert "Evaluating..." in capsys.readouterr().out
+    os.remove(results)
+
+    assert cli.main(argv + ["--meta-iters", "2"], "omniglot") == 0
+    assert capsys.readouterr().out == (
+        f"{ck} already finished 2 meta-iterations; nothing to train. Pass --pretrained to "
+        "evaluate it again, --meta-iters N (more than 2) to train further, or --restart to "
+        "start over.\n")
+    assert not results.exists()  # not evaluated again
+
+    # More meta-iterations continue where it stopped (with the longer annealing schedule).
+    assert cli.main(argv + ["--meta-iters", "4"], "omniglot") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"Resuming from {ck}/model.ckpt-1 at iteration 2" in lines
+    assert lines.index("Training...") < lines.index("Evaluating...")
+    assert tf.train.latest_checkpoint(ck).endswith("model.ckpt-3") and results.exists()

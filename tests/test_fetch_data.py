@@ -562,3 +562,23 @@ def test_rerun_removes_the_temporary_folder_of_a_killed_run(tmp_path, server, om
     assert f"removing {stale}, left by an interrupted run" in res.stdout
     assert f"{live} belongs to running process {os.getpid()}; leaving it alone" in res.stdout
     assert sorted(p.name for p in data.iterdir()) == [".fetch_tmp.RUNNING", "omniglot"]
+
+
+def test_omniglot_small_is_the_real_first_run_subset(tmp_path, server):
+    """`omniglot-small` fetches Lake's images_background_small1.zip into data/omniglot_small
+    (the real archive from ../shared where it exists, served locally)."""
+    import shutil as _shutil
+    real = os.path.join(os.path.dirname(SCRIPT), "..", "shared", "data", "omniglot",
+                        "images_background_small1.zip")
+    if not os.path.exists(real):
+        pytest.skip(f"real Omniglot subset not found at {real} (../shared is absent)")
+    _shutil.copy(real, server.root / "images_background_small1.zip")
+    res = run_script(tmp_path, "omniglot-small", DATA_DIR=tmp_path / "data",
+                     OMNIGLOT_URL=server.url)
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "data" / "omniglot_small"
+    assert "omniglot_small: done, 5 alphabets, 136 characters, 2720 images" in res.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["Balinese", "Early_Aramaic", "Greek",
+                                                     "Korean", "Latin"]
+    assert not (tmp_path / "data" / "omniglot").exists()  # only what was asked for
+    assert_no_tmp(tmp_path / "data")

@@ -39,26 +39,33 @@ ORIGINAL_DEFAULTS = {
 }
 
 
-def help_defaults(capsys, dataset):
+def help_text(capsys, dataset):
     with pytest.raises(SystemExit) as e:
         parse_args(["--help"], dataset)
     assert e.value.code == 0
-    out = capsys.readouterr().out
-    assert "options:" in out
-    body = " ".join(out.split("options:", 1)[1].split())  # undo line wrapping
+    return capsys.readouterr().out
+
+
+def help_defaults(capsys, dataset):
+    """Flag -> the default its own help prints (None where it prints none)."""
+    out = help_text(capsys, dataset)
+    blocks = re.split(r"\n  (?=-)", out.split("\n\npresets")[0])
     found = {}
-    for m in re.finditer(r"(--[a-z][a-z-]*)(?![a-z-])", body):
-        flag = m.group(1)
-        if flag in found:
+    for block in blocks[1:]:
+        flag = re.match(r"(--[a-z][a-z-]*)", block)
+        if flag is None:
             continue
-        d = re.compile(r"\(default: ([^)]*)\)").search(body, m.end())
-        found[flag] = d.group(1) if d else None
+        text = " ".join(block.split())
+        d = re.search(r"\(default: ([^,)]*)", text)
+        found[flag.group(1)] = d.group(1) if d else None
     return found
 
 
 def same_default(printed, expected):
-    if isinstance(expected, bool) or expected is None:
-        return printed == str(expected)
+    if isinstance(expected, bool):
+        return printed is None  # switches print no default
+    if expected is None:
+        return printed in (None, "unset")
     if isinstance(expected, (int, float)):
         return float(printed) == float(expected)
     return printed == expected
@@ -292,10 +299,50 @@ def test_small_commands_parse_into_typed_args(capsys):
     assert flags.parse_export_args(["--checkpoint", "c", "--export", "e"]) == \
         flags.ExportArgs(checkpoint="c", export="e")
     assert flags.parse_predict_args(["--model", "m", "--support", "s", "--query", "q"]) == \
-        flags.PredictArgs(model="m", support="s", query="q")
+        flags.PredictArgs(model="m", support="s", query="q", scores=False)
     assert flags.parse_check_data_args(["d", "--no-decode"]) == \
         flags.CheckDataArgs(data_dir="d", dataset=None, decode=False)
     with pytest.raises(SystemExit) as e:
         flags.parse_export_args(["--checkpoint", "c"])
     assert e.value.code == 2
     assert "--export" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,dataset", [(["--meta-iter", "5"], "omniglot"),
+                                          (["--eval-sample", "5"], "miniimagenet"),
+                                          (["--meta-iter", "5"], "sinusoid")])
+def test_abbreviated_flags_are_refused(capsys, argv, dataset):
+    with pytest.raises(SystemExit) as e:
+        parse_args(argv, dataset)
+    assert e.value.code == 2
+    assert f"unrecognized arguments: {' '.join(argv)}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("parse", [flags.parse_export_args, flags.parse_predict_args,
+                                   flags.parse_check_data_args, flags.parse_convert_args])
+def test_small_commands_refuse_abbreviations_too(capsys, parse):
+    with pytest.raises(SystemExit) as e:
+        parse(["--hel"])
+    assert e.value.code == 2
+
+
+@pytest.mark.parametrize("dataset", ["omniglot", "miniimagenet", "sinusoid"])
+def test_help_is_grouped_and_explains_its_conventions(capsys, dataset):
+    out = help_text(capsys, dataset)
+    for group in ("data and task:", "inner loop (adapting to one task):", "meta-training:",
+                  "evaluation:", "run and output:"):
+        assert f"\n{group}\n" in out, group
+    text = " ".join(out.split())
+    assert "(default: 0, the same as --shots)" in text
+    assert "(default: 1, no decay)" in text
+    assert "(default: )" not in text and "(default: None)" not in text
+    assert "(default: False)" not in text
+    assert "example:" in out
+    if dataset != "sinusoid":
+        assert "\nspeed (none changes results by default):\n" in out
+        assert "with --parallel-tasks, else 'shared'" in text
+        presets = out.split("\npresets")[1].split("\nexample:")[0]
+        names = re.findall(r"^  (\S+) ", presets, re.M)
+        assert set(names) == {k for k, (ds, _) in flags.all_presets().items()
+                              if (ds == "omniglot") == (dataset == "omniglot")}
+        assert re.search(r"^  (o15t|m15t) +1-shot 5-way, transductive \(paper\)$", presets, re.M)

@@ -1,4 +1,4 @@
-"""Non-finite losses, Ctrl-C and checkpoint writes: real runs, real checkpoints."""
+"""Non-finite losses, Ctrl-C, SIGTERM and checkpoint writes: real runs, real checkpoints."""
 
 import errno
 import os
@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, default_sigint, make_omniglot
-from supervised_reptile import episodes, guard, models
+from supervised_reptile import cli, episodes, guard, models
 from supervised_reptile.data import omniglot
 from supervised_reptile.algorithms import Reptile
 from supervised_reptile.optimizers import make_optimizer
@@ -66,7 +66,7 @@ def test_checkpoint_manager_write_failure_is_reported(tmp_path):
 
 def test_checkpoint_dir_checked_before_training(tmp_path):
     guard.check_checkpoint_dir(str(tmp_path / "new" / "ck"))
-    assert os.path.isdir(tmp_path / "new" / "ck")
+    assert not os.path.exists(tmp_path / "new")  # created by the run's lock, not the check
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match=r"^'.*file/ck' is not a writable directory"):
         guard.check_checkpoint_dir(str(tmp_path / "file" / "ck"))
@@ -151,3 +151,69 @@ def test_ctrl_c_writes_a_final_readable_checkpoint_and_exits_130(tmp_path):
     model = models.build_omniglot_model(3, seed=1)
     tf.train.Checkpoint(model=model).restore(ck).expect_partial().assert_existing_objects_matched()
     assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_first_sigint_or_sigterm_requests_a_stop_and_a_second_quits(capsys):
+    before = {s: signal.getsignal(s) for s in guard.STOP_SIGNALS}
+    cases = [(signal.SIGTERM, signal.SIGTERM, guard.Terminated),
+             (signal.SIGINT, signal.SIGTERM, guard.Terminated),
+             (signal.SIGTERM, signal.SIGINT, KeyboardInterrupt)]
+    if before[signal.SIGINT] is signal.SIG_IGN:  # pytest started in the background
+        cases = cases[:1]
+    for first, second, quits in cases:
+        with guard.stop_on_signals() as stop:
+            signal.raise_signal(first)
+            assert stop.requested and stop.signum == first
+            with pytest.raises(quits) as exc:
+                signal.raise_signal(second)
+            assert isinstance(exc.value, guard.Terminated) == (second == signal.SIGTERM)
+    assert {s: signal.getsignal(s) for s in guard.STOP_SIGNALS} == before
+    err = capsys.readouterr().err
+    assert "SIGTERM: stopping after this meta-iteration and writing a checkpoint (send " \
+           "SIGTERM again to quit at once)" in err
+    assert len(cases) == 1 or "Ctrl-C: stopping after this meta-iteration" in err
+    assert str(guard.Interrupted(4, signal.SIGTERM)) == \
+        "interrupted by SIGTERM: stopped after meta-iteration 4 and wrote its checkpoint"
+
+
+def _default_signals():
+    """`preexec_fn`: SIGINT and SIGTERM with their default actions (see `default_sigint`)."""
+    default_sigint()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.mark.slow
+def test_sigterm_writes_a_final_checkpoint_exits_143_and_the_run_resumes(tmp_path):
+    """What a batch scheduler or a preempted cloud machine does: SIGTERM, then a restart."""
+    data = make_omniglot(tmp_path / "omni", alphabets=3, characters=4)
+    proc = subprocess.Popen([sys.executable, "-u", os.path.join(REPO, "run_omniglot.py"),
+                             "--data-dir", data, *TINY, "--meta-iters", "100000",
+                             "--eval-interval", "3", "--checkpoint", "ck"], cwd=tmp_path,
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_signals)
+    try:
+        for line in proc.stdout:
+            if line.startswith("batch 6:"):
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == cli.TERMINATED == 143, err
+    last = err.strip().splitlines()[-1]
+    stopped = int(last.split("meta-iteration ")[1].split()[0])
+    assert stopped >= 6
+    assert last == f"interrupted by SIGTERM: stopped after meta-iteration {stopped} and " \
+                   "wrote its checkpoint in 'ck'"
+    assert "SIGTERM: stopping after this meta-iteration" in err
+    assert tf.train.latest_checkpoint(str(tmp_path / "ck")).endswith(f"model.ckpt-{stopped}")
+
+    again = subprocess.run([sys.executable, os.path.join(REPO, "run_omniglot.py"), "--data-dir",
+                            data, *TINY, "--meta-iters", str(stopped + 2), "--eval-interval",
+                            "3", "--checkpoint", "ck"], cwd=tmp_path, env=_env(),
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"Resuming from ck/model.ckpt-{stopped} at iteration {stopped + 1}" in \
+        again.stdout.splitlines()
+    assert tf.train.latest_checkpoint(str(tmp_path / "ck")).endswith(
+        f"model.ckpt-{stopped + 1}")

@@ -49,3 +49,29 @@ def test_more_classes_than_the_model_is_a_clear_error(tiny_run, tmp_path):
     support, query, _ = _folders(tiny_run["data"], tmp_path, 6, shots=1)
     with pytest.raises(ValueError, match="6 classes in .* at most 5"):
         prediction.predict(tiny_run["export"], support, query)
+
+
+def test_scores_are_probabilities_whose_largest_is_the_label(tiny_run, tmp_path, capsys):
+    support, query, truth = _folders(tiny_run["data"], tmp_path, 3)
+    assert cli.predict_main(["--model", tiny_run["export"], "--support", support,
+                             "--query", query, "--scores"]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        name, label, *scores = line.split("\t")
+        probs = {c: float(p) for c, p in (s.split("=") for s in scores)}
+        assert sorted(probs) == sorted(os.listdir(support))
+        assert abs(sum(probs.values()) - 1) < 0.01
+        assert max(probs, key=probs.get) == label
+
+
+def test_a_training_checkpoint_given_as_the_model_says_how_to_export_it(tiny_run, tmp_path,
+                                                                        capsys):
+    support, query, _ = _folders(tiny_run["data"], tmp_path, 2)
+    ck = tiny_run["checkpoint"]
+    assert cli.predict_main(["--model", ck, "--support", support, "--query", query]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "is a training checkpoint, not an exported model" in err
+    assert f"python -m supervised_reptile.export --checkpoint {ck} --export {ck}_export" in err
+    assert cli.predict_main(["--model", str(tmp_path / "nothing"), "--support", support,
+                             "--query", query]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -77,6 +77,19 @@ OMNIGLOT_CASES = [
      "--pretrained: no checkpoint in", 2),
     ("checkpoint under a file", ["--checkpoint", "{data}/Alphabet_0/character01/0000_01.png/ck"],
      None, "is not a writable directory", 2),
+    ("export under a file", ["--export", "{png}/model"], None,
+     "--export '{png}/model' cannot be written: '{png}' is a file, not a folder", 2),
+    ("export is a file", ["--export", "{png}"], None,
+     "--export '{png}' cannot be written: '{png}' is a file, not a folder", 2),
+    ("export into a folder of other files", ["--export", "{data}"], None,
+     "--export '{data}' is a folder that holds other files, not a SavedModel of this project", 2),
+    ("eval results under a file", ["--eval-results", "{png}/results.json"], None,
+     "--eval-results '{png}/results.json' cannot be written: '{png}' is a file, not a folder", 2),
+    ("eval results is a folder", ["--eval-results", "{tmp}/results.json"],
+     lambda d: os.makedirs(os.path.join(os.path.dirname(d), "results.json")),
+     "--eval-results '{tmp}/results.json' is a folder; pass a file name ending in one of", 2),
+    ("eval results suffix", ["--eval-results", "{tmp}/results.txt"], None,
+     "--eval-results '{tmp}/results.txt': the file name must end in one of", 2),
     ("missing data dir", ["--data-dir", "{tmp}/nowhere"], None,
      "does not exist; download it with `./fetch_data.sh omniglot` or pass --data-dir", 2),
     ("data dir is a file", ["--data-dir", "{data}/Alphabet_0/character01/0000_01.png"], None,
@@ -104,12 +117,15 @@ def test_omniglot_bad_input(tmp_path, capsys, name, flags, defect, fragment, sta
     data = make_omniglot(tmp_path / "omniglot", alphabets=3, characters=4)
     if defect:
         defect(data)
-    flags = [f.format(tmp=tmp_path, data=data) for f in flags]
+    paths = dict(tmp=tmp_path, data=data,
+                 png=os.path.join(data, "Alphabet_0", "character01", "0000_01.png"))
+    flags, fragment = [f.format(**paths) for f in flags], fragment.format(**paths)
     argv = ["--data-dir", data, *OMNI, "--checkpoint", str(tmp_path / "ck"), "--meta-iters",
             "0", "--eval-samples", "1", *flags]
     assert cli.main(argv, "omniglot") == status
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and fragment in err[-1], err
+    assert not os.path.exists(tmp_path / "ck")  # a failed run leaves no empty folder
     if "PNG" in name:  # a corrupt file: the message names it
         assert f"cannot read image {_first_png(data)!r}" in err[-1]
 
@@ -148,6 +164,30 @@ def test_miniimagenet_bad_input(tmp_path, capsys, name, flags, defect, fragment,
     assert cli.main(argv, "miniimagenet") == status
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and fragment in err[-1], err
+    assert not os.path.exists(tmp_path / "ck")
+
+
+def test_output_paths_that_can_be_written_pass(tmp_path):
+    """New nested folders, an empty folder, and an earlier export (replaced)."""
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "saved_model.pb").write_bytes(b"")
+    (earlier / "supervised_reptile.json").write_text("{}")
+    (tmp_path / "empty").mkdir()
+    for export in (tmp_path / "a" / "b" / "model", tmp_path / "empty", earlier):
+        validate.check_output_paths(Config.from_flat(
+            export=str(export), eval_results=str(tmp_path / "c" / "results.csv")))
+    assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "c")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in read-only folders")
+def test_output_paths_in_a_read_only_folder_are_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    for fields, flag in ((dict(export=str(locked / "m")), "--export"),
+                         (dict(eval_results=str(locked / "r.json")), "--eval-results")):
+        with pytest.raises(ValueError, match=f"^{flag} .* cannot be written: no permission"):
+            validate.check_output_paths(Config.from_flat(**fields))
 
 
 def test_bad_flag_syntax_is_argparse_exit_2(capsys):

@@ -59,6 +59,16 @@ def scan_omniglot(data_dir: str) -> dict[str, int]:
         if deeper:
             raise FileNotFoundError(f"{err}; the characters are one level deeper: pass "
                                     f"`data_dir` {deeper[0]}") from None
+        entries = os.listdir(data_dir)
+        parent = os.path.dirname(os.path.abspath(data_dir))
+        if any(e.startswith("character") for e in entries):
+            raise FileNotFoundError(f"{data_dir!r} looks like one alphabet (it holds "
+                                    f"character*/ folders): pass its parent, `data_dir` "
+                                    f"{parent}, which holds every alphabet") from None
+        if any(e.endswith(".png") for e in entries):
+            raise FileNotFoundError(f"{data_dir!r} looks like one character (it holds .png "
+                                    f"drawings): pass the folder of all alphabets, `data_dir` "
+                                    f"{os.path.dirname(parent)}") from None
         raise FileNotFoundError(f"{err} (an empty or unfinished download?)") from None
     return {c: _count(c, ".png") for c in chars}
 
