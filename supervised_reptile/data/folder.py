@@ -16,7 +16,6 @@ import numpy as np
 from PIL import Image
 
 from supervised_reptile.data import forms
-from supervised_reptile.data.class_pool import decode_classes
 
 #: File extensions read as images (compared lower-cased).
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm",
@@ -75,7 +74,7 @@ def infer_shape(path: str) -> tuple[int, int]:
     return size, channels
 
 
-class ImageFolders(forms.Form):
+class ImageFolders(forms.FileForm):
     """`{train,val,test}/<class>/<image files>`.
 
     Args:
@@ -121,30 +120,20 @@ class ImageFolders(forms.Form):
         raise FileNotFoundError(f"no images in the class folders of {split_dir!r} (looked "
                                 f"for {', '.join(EXTENSIONS)})")
 
-    def _files(self, split) -> dict[str, list[str]]:
+    def class_files(self, split):
         split_dir = os.path.join(self.data_dir, split)
         if not os.path.isdir(split_dir):
             raise FileNotFoundError(f"{self.data_dir!r} has no {split}/ folder (expected "
                                     "train/, val/ and test/, each with one folder per class)")
         return {n: list_images(os.path.join(split_dir, n)) for n in list_classes(split_dir)}
 
-    def scan(self):
-        return {split: {name: len(files) for name, files in self._files(split).items()}
-                for split in forms.SPLITS}
+    def read_image(self, path):
+        return read_image(path, self.image_size, self.channels)
 
     def read_split(self, split, on_skip=None, allocate=np.zeros):
         forms.check_split(split)
-        files = self._files(split)
-        if not files:
-            raise FileNotFoundError(f"no class folders in {os.path.join(self.data_dir, split)!r}")
-        empty = [n for n, f in files.items() if not f]
+        empty = [n for n, f in self.class_files(split).items() if not f]
         if empty:
             raise FileNotFoundError(f"class folder {os.path.join(self.data_dir, split, empty[0])!r} "
                                     f"has no images (looked for {', '.join(EXTENSIONS)})")
-        size, channels = self.image_size, self.channels
-        return decode_classes(list(files.values()), lambda p: read_image(p, size, channels),
-                              self.image_shape, list(files), on_skip=on_skip, allocate=allocate)
-
-    def sources(self):
-        return [p for split in forms.SPLITS for files in self._files(split).values()
-                for p in files]
+        return super().read_split(split, on_skip, allocate)

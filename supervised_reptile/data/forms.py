@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from supervised_reptile.data.class_pool import ClassPool
+from supervised_reptile.data.class_pool import ClassPool, decode_classes
 
 SPLITS = ("train", "val", "test")
 
@@ -103,6 +103,37 @@ class Form:
 
     def __repr__(self):
         return f"{type(self).__name__}({self.data_dir!r})"
+
+
+class FileForm(Form):
+    """A form that holds each image in its own file: a variant lists the files
+    of a split's classes (`class_files`) and reads one (`read_image`);
+    counting, decoding (`class_pool.decode_classes`) and the sources follow."""
+
+    def class_files(self, split: str) -> dict[str, list[str]]:
+        """Class name -> its image files, classes sorted by name."""
+        raise NotImplementedError
+
+    def read_image(self, path: str) -> np.ndarray:
+        """One file as uint8 `image_shape`."""
+        raise NotImplementedError
+
+    def scan(self):
+        return {split: {name: len(files) for name, files in self.class_files(split).items()}
+                for split in SPLITS}
+
+    def read_split(self, split, on_skip=None, allocate=np.zeros):
+        check_split(split)
+        files = self.class_files(split)
+        if not files:
+            raise FileNotFoundError(f"the {split} split of {self.data_dir!r} has no classes "
+                                    f"({self.description})")
+        return decode_classes(list(files.values()), self.read_image, self.image_shape,
+                              list(files), on_skip=on_skip, allocate=allocate)
+
+    def sources(self):
+        return [path for split in SPLITS for files in self.class_files(split).values()
+                for path in files]
 
 
 def pool_from_arrays(class_images: dict[str, np.ndarray], allocate: Allocate = np.zeros

@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from supervised_reptile.data import forms
-from supervised_reptile.data.class_pool import ClassPool, decode_classes, list_images
+from supervised_reptile.data.class_pool import ClassPool, list_images
 
 IMAGE_SIZE = 84
 IMAGE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 3)
@@ -136,8 +136,8 @@ def notes(scan: dict[str, dict[str, int]]) -> list[str]:
     return lines + split_differences({s: list(c) for s, c in scan.items()})
 
 
-class _MiniImageNetForm(forms.Form):
-    """What every Mini-ImageNet form shares."""
+class _MiniImageNetForm(forms.FileForm):
+    """What every Mini-ImageNet form shares (the pickles override reading)."""
 
     dataset = "miniimagenet"
 
@@ -147,6 +147,9 @@ class _MiniImageNetForm(forms.Form):
 
     def notes(self, scan):
         return notes(scan)
+
+    def read_image(self, path):
+        return read_image(path)
 
 
 class OriginalLayout(_MiniImageNetForm):
@@ -160,25 +163,9 @@ class OriginalLayout(_MiniImageNetForm):
     def detect(cls, data_dir):
         return all(os.path.isdir(os.path.join(data_dir, s)) for s in SPLITS)
 
-    def _files(self, split) -> dict[str, list[str]]:
+    def class_files(self, split):
         return {os.path.basename(c): list_images(c, self.suffix)
                 for c in list_classes(os.path.join(self.data_dir, split))}
-
-    def scan(self):
-        return {split: {name: len(files) for name, files in self._files(split).items()}
-                for split in SPLITS}
-
-    def read_split(self, split, on_skip=None, allocate=np.zeros):
-        forms.check_split(split)
-        files = self._files(split)
-        if not files:
-            raise FileNotFoundError(f"no n*/ class directories in "
-                                    f"{os.path.join(self.data_dir, split)!r}")
-        return decode_classes(list(files.values()), read_image, IMAGE_SHAPE, list(files),
-                              on_skip=on_skip, allocate=allocate)
-
-    def sources(self):
-        return [p for split in SPLITS for files in self._files(split).values() for p in files]
 
 
 class CsvLayout(_MiniImageNetForm):
@@ -192,7 +179,7 @@ class CsvLayout(_MiniImageNetForm):
         return (os.path.isdir(os.path.join(data_dir, "images"))
                 and all(os.path.isfile(os.path.join(data_dir, f"{s}.csv")) for s in SPLITS))
 
-    def _files(self, split) -> dict[str, list[str]]:
+    def class_files(self, split):
         """Class -> image paths in the CSV's order."""
         path = os.path.join(self.data_dir, f"{split}.csv")
         classes: dict[str, list[str]] = {}
@@ -212,22 +199,8 @@ class CsvLayout(_MiniImageNetForm):
                     os.path.join(self.data_dir, "images", row[0].strip()))
         return dict(sorted(classes.items()))
 
-    def scan(self):
-        return {split: {name: len(files) for name, files in self._files(split).items()}
-                for split in SPLITS}
-
-    def read_split(self, split, on_skip=None, allocate=np.zeros):
-        forms.check_split(split)
-        files = self._files(split)
-        if not files:
-            raise FileNotFoundError(f"{os.path.join(self.data_dir, split + '.csv')!r} lists "
-                                    "no images")
-        return decode_classes(list(files.values()), read_image, IMAGE_SHAPE, list(files),
-                              on_skip=on_skip, allocate=allocate)
-
     def sources(self):
-        return ([os.path.join(self.data_dir, f"{s}.csv") for s in SPLITS]
-                + [p for s in SPLITS for files in self._files(s).values() for p in files])
+        return [os.path.join(self.data_dir, f"{s}.csv") for s in SPLITS] + super().sources()
 
 
 class PickleCache(_MiniImageNetForm):

@@ -44,7 +44,7 @@ import numpy as np
 from PIL import Image
 
 from supervised_reptile.data import forms
-from supervised_reptile.data.class_pool import BadImageError, ClassPool, decode_classes
+from supervised_reptile.data.class_pool import BadImageError, ClassPool
 
 IMAGE_SIZE = 84
 IMAGE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 3)
@@ -169,7 +169,7 @@ class TieredPickles(forms.Form):
         return [names[j] for j in order], [groups[present[j]] for j in order]
 
 
-class TieredFolders(forms.Form):
+class TieredFolders(forms.FileForm):
     """`{train,val,test}/<class>/*.{png,jpg,jpeg,JPEG,PNG}` (see the module docstring)."""
 
     dataset = "tieredimagenet"
@@ -189,23 +189,17 @@ class TieredFolders(forms.Form):
     def image_shape(self) -> tuple[int, ...]:
         return IMAGE_SHAPE
 
-    def scan(self) -> dict[str, dict[str, int]]:
-        return {s: {os.path.basename(c): len(_image_files(c)) for c in self._classes(s)}
-                for s in forms.SPLITS}
+    def class_files(self, split):
+        return {os.path.basename(c): _image_files(c) for c in self._classes(split)}
 
-    def read_split(self, split: str, on_skip: Callable[[str], None] | None = None,
-                   allocate: forms.Allocate = np.zeros) -> ClassPool:
-        classes = self._classes(split)
-        files = [_image_files(c) for c in classes]
-        empty = [c for c, f in zip(classes, files) if not f]
+    def read_image(self, path):
+        return decode_image(path)
+
+    def read_split(self, split, on_skip=None, allocate=np.zeros):
+        empty = [c for c in self._classes(split) if not _image_files(c)]
         if empty:
             raise ValueError(f"class folder {empty[0]!r} has no {'/'.join(SUFFIXES)} images")
-        return decode_classes(files, decode_image, IMAGE_SHAPE,
-                              [os.path.basename(c) for c in classes],
-                              on_skip=on_skip, allocate=allocate)
-
-    def sources(self) -> list[str]:
-        return [p for s in forms.SPLITS for c in self._classes(s) for p in _image_files(c)]
+        return super().read_split(split, on_skip, allocate)
 
     def _classes(self, split: str) -> list[str]:
         forms.check_split(split)
