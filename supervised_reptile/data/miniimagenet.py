@@ -136,7 +136,7 @@ def notes(scan: dict[str, dict[str, int]]) -> list[str]:
     return lines + split_differences({s: list(c) for s, c in scan.items()})
 
 
-class _MiniImageNetForm(forms.FileForm):
+class _MiniImageNetForm(forms.Form):
     """What every Mini-ImageNet form shares (the pickles override reading)."""
 
     dataset = "miniimagenet"
@@ -152,7 +152,7 @@ class _MiniImageNetForm(forms.FileForm):
         return read_image(path)
 
 
-class OriginalLayout(_MiniImageNetForm):
+class OriginalLayout(_MiniImageNetForm, forms.FileForm):
     """`{train,val,test}/<wnid>/*.JPEG` (the original's `fetch_data.sh`)."""
 
     description = "the original's layout, {train,val,test}/<wnid>/*.JPEG"
@@ -168,7 +168,7 @@ class OriginalLayout(_MiniImageNetForm):
                 for c in list_classes(os.path.join(self.data_dir, split))}
 
 
-class CsvLayout(_MiniImageNetForm):
+class CsvLayout(_MiniImageNetForm, forms.FileForm):
     """`images/*.jpg` plus `{train,val,test}.csv` of `filename,label` rows."""
 
     description = "Ravi & Larochelle's layout, images/ plus train.csv, val.csv, test.csv"

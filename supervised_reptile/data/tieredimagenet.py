@@ -83,23 +83,28 @@ def notes(scan: dict[str, dict[str, int]]) -> list[str]:
     return lines
 
 
-class TieredPickles(forms.Form):
-    """`{split}_images_png.pkl` + `{split}_labels.pkl` (see the module docstring)."""
+class _TieredForm(forms.Form):
+    """What both tieredImageNet forms share (the pickles override reading)."""
 
     dataset = "tieredimagenet"
-    description = "{train,val,test}_images_png.pkl + {train,val,test}_labels.pkl (Ren et al.)"
     decoder = _DECODER
-
-    def notes(self, scan):
-        return notes(scan)
-
-    @classmethod
-    def detect(cls, data_dir: str) -> bool:
-        return all(os.path.isfile(p) for s in forms.SPLITS for p in _pickle_paths(data_dir, s))
 
     @property
     def image_shape(self) -> tuple[int, ...]:
         return IMAGE_SHAPE
+
+    def notes(self, scan):
+        return notes(scan)
+
+
+class TieredPickles(_TieredForm):
+    """`{split}_images_png.pkl` + `{split}_labels.pkl` (see the module docstring)."""
+
+    description = "{train,val,test}_images_png.pkl + {train,val,test}_labels.pkl (Ren et al.)"
+
+    @classmethod
+    def detect(cls, data_dir: str) -> bool:
+        return all(os.path.isfile(p) for s in forms.SPLITS for p in _pickle_paths(data_dir, s))
 
     def scan(self) -> dict[str, dict[str, int]]:
         scan = {}
@@ -169,25 +174,16 @@ class TieredPickles(forms.Form):
         return [names[j] for j in order], [groups[present[j]] for j in order]
 
 
-class TieredFolders(forms.FileForm):
+class TieredFolders(_TieredForm, forms.FileForm):
     """`{train,val,test}/<class>/*.{png,jpg,jpeg,JPEG,PNG}` (see the module docstring)."""
 
-    dataset = "tieredimagenet"
     description = "{train,val,test}/<class>/*.png|jpg|jpeg (a tieredImageNet folder export)"
-    decoder = _DECODER
-
-    def notes(self, scan):
-        return notes(scan)
 
     @classmethod
     def detect(cls, data_dir: str) -> bool:
         split_dirs = [os.path.join(data_dir, s) for s in forms.SPLITS]
         return (all(os.path.isdir(d) for d in split_dirs)
                 and any(_class_dirs(d) for d in split_dirs))
-
-    @property
-    def image_shape(self) -> tuple[int, ...]:
-        return IMAGE_SHAPE
 
     def class_files(self, split):
         return {os.path.basename(c): _image_files(c) for c in self._classes(split)}
