@@ -4,7 +4,11 @@ The command's entry point only; the work is `prediction`'s and the flags and
 exit statuses are `cli`'s.
 """
 
+import os
 import sys
+
+# TensorFlow's C++ start-up lines (CPU features, CUDA probing) say nothing a user acts on.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 if __name__ == "__main__":
     from supervised_reptile import cli
