@@ -153,8 +153,8 @@ def test_real_omniglot_as_a_folder_dataset_beats_chance(real_omniglot_dir, tmp_p
     data = _omniglot_as_folders(real_omniglot_dir, tmp_path / "omni")
     argv = ["--dataset", "folder", "--data-dir", data, "--image-size", "28", "--classes", "5",
             "--shots", "1", "--train-shots", "10", "--inner-batch", "10", "--inner-iters", "5",
-            "--learning-rate", "0.001", "--meta-batch", "5", "--meta-iters", "200",
-            "--eval-batch", "5", "--eval-iters", "50", "--eval-samples", "60",
+            "--learning-rate", "0.001", "--meta-batch", "5", "--meta-iters", "150",
+            "--eval-batch", "5", "--eval-iters", "20", "--eval-samples", "40",
             "--eval-interval", "1000", "--transductive", "--checkpoint", str(tmp_path / "ck")]
     assert cli.main(argv, "miniimagenet") == 0
     out = capsys.readouterr().out
