@@ -128,12 +128,13 @@ def convert_main(argv: Sequence[str] | None = None) -> int:
         form = registry.find(args.data_dir, args.dataset, args.image_size, args.channels)
         _print_line(f"{args.dataset} in {args.data_dir}: {form.description}")
         path = args.store or store.default_location(form)
-        current = store.open_if_current(path, form)
+        fingerprint = form.fingerprint()
+        current = store.open_if_current(path, form, fingerprint)
         if current is not None and not args.force:
             _print_line(f"The store {path} is up to date (pass --force to decode again)")
             return
         warn = (lambda line: print(f"warning: {line}", file=sys.stderr)) if args.skip_bad_images \
             else None
-        store.write(form, path, warn, _print_line)
+        store.write(form, path, warn, _print_line, fingerprint)
 
     return _exit_status(body)

@@ -17,8 +17,6 @@ import os
 import tempfile
 from typing import Callable, Sequence
 
-import numpy as np
-
 from supervised_reptile.data import class_pool, forms, omniglot, registry
 
 #: The original Omniglot sets (Lake et al.).
@@ -121,10 +119,7 @@ def unreadable_in(form: forms.Form) -> tuple[list[str], int]:
     bad, total = [], 0
     with tempfile.TemporaryDirectory() as scratch:
         for split in forms.SPLITS:
-            def allocate(shape, dtype, split=split):
-                return np.lib.format.open_memmap(os.path.join(scratch, f"{split}.npy"), "w+",
-                                                 dtype, shape)
-
+            allocate = forms.memmap_allocator(os.path.join(scratch, f"{split}.npy"))
             total += int(form.read_split(split, bad.append, allocate).counts.sum())
     return bad, total + len(bad)
 

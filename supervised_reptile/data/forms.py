@@ -156,6 +156,13 @@ def pool_from_arrays(class_images: dict[str, np.ndarray], allocate: Allocate = n
     return ClassPool(images, counts, tuple(names))
 
 
+def memmap_allocator(path: str) -> Allocate:
+    """An `Allocate` that makes the array a new `.npy` file at `path`, memory-mapped."""
+    def allocate(shape, dtype):
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    return allocate
+
+
 def check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid: {SPLITS}")

@@ -112,16 +112,24 @@ def default_location(form: forms.Form) -> str:
     return os.path.join(cache, "supervised_reptile", "decoded", f"{form.dataset}-{tag}")
 
 
-def open_if_current(path: str, form: forms.Form) -> Store | None:
-    """The store at `path` if it was decoded from `form` as it is now, else None."""
+def open_if_current(path: str, form: forms.Form, fingerprint: str | None = None
+                    ) -> Store | None:
+    """The store at `path` if it was decoded from `form` as it is now, else None.
+
+    `fingerprint`: `form.fingerprint()` if the caller has it already (it stats
+    every source file)."""
+    return _current(path, form.dataset, fingerprint or form.fingerprint())
+
+
+def _current(path: str, dataset: str, fingerprint: str) -> Store | None:
+    """The store at `path` if it is one of `dataset` with that source fingerprint."""
     if not Store.detect(path):
         return None
     try:
         store = Store(path)
     except ValueError:
         return None
-    current = (store.dataset == form.dataset
-               and store.source_fingerprint == form.fingerprint())
+    current = store.dataset == dataset and store.source_fingerprint == fingerprint
     return store if current else None
 
 
@@ -155,7 +163,7 @@ def _fsync(path: str) -> None:
 
 
 def write(form: forms.Form, path: str, on_skip: Callable[[str], None] | None = None,
-          log_fn: Callable[[str], None] = print) -> Store:
+          log_fn: Callable[[str], None] = print, fingerprint: str | None = None) -> Store:
     """Decodes every split of `form` into a store at `path` (atomically).
 
     An existing store at `path` is replaced once the new one is complete; if
@@ -170,7 +178,8 @@ def write(form: forms.Form, path: str, on_skip: Callable[[str], None] | None = N
     os.makedirs(parent, exist_ok=True)
     _remove_abandoned(path)
     partial = f"{path}.partial-{os.getpid()}-{next(_counter)}"
-    fingerprint = form.fingerprint()  # before decoding: a change meanwhile makes it stale
+    # Taken before decoding: a change meanwhile makes the store stale.
+    fingerprint = fingerprint or form.fingerprint()
     began = time.perf_counter()
     skipped: list[str] = []
     try:
@@ -178,11 +187,8 @@ def write(form: forms.Form, path: str, on_skip: Callable[[str], None] | None = N
         splits = {}
         for split in forms.SPLITS:
             target = os.path.join(partial, f"{split}.npy")
-
-            def allocate(shape, dtype, target=target):
-                return np.lib.format.open_memmap(target, mode="w+", dtype=dtype, shape=shape)
-
-            pool = form.read_split(split, skipped.append if on_skip else None, allocate)
+            pool = form.read_split(split, skipped.append if on_skip else None,
+                                   forms.memmap_allocator(target))
             if isinstance(pool.images, np.memmap) and pool.images.filename == os.path.abspath(
                     target):
                 pool.images.flush()
@@ -199,7 +205,7 @@ def write(form: forms.Form, path: str, on_skip: Callable[[str], None] | None = N
             json.dump(index, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
-        _install(partial, path, fingerprint)
+        _install(partial, path, form.dataset, fingerprint)
         for line in skipped:
             on_skip(line)
     except BaseException:
@@ -210,11 +216,10 @@ def write(form: forms.Form, path: str, on_skip: Callable[[str], None] | None = N
     return Store(path)
 
 
-def _install(partial: str, path: str, fingerprint: str) -> None:
+def _install(partial: str, path: str, dataset: str, fingerprint: str) -> None:
     """Renames the finished `partial` to `path`, replacing a stale store."""
     if os.path.exists(path):
-        current = Store.detect(path) and _fingerprint_of(path) == fingerprint
-        if current:  # another process finished the same store first
+        if _current(path, dataset, fingerprint):  # another process finished it first
             shutil.rmtree(partial, ignore_errors=True)
             return
         old = f"{path}.old-{os.getpid()}-{next(_counter)}"
@@ -223,17 +228,10 @@ def _install(partial: str, path: str, fingerprint: str) -> None:
     try:
         os.rename(partial, path)
     except OSError:
-        if not (Store.detect(path) and _fingerprint_of(path) == fingerprint):
+        if not _current(path, dataset, fingerprint):
             raise
         shutil.rmtree(partial, ignore_errors=True)
     _fsync(os.path.dirname(os.path.abspath(path)))
-
-
-def _fingerprint_of(path: str) -> str | None:
-    try:
-        return Store(path).source_fingerprint
-    except (ValueError, KeyError):
-        return None
 
 
 def ensure(form: forms.Form, path: str | None = None,
@@ -244,7 +242,8 @@ def ensure(form: forms.Form, path: str | None = None,
     if isinstance(form, Store):
         return form
     path = path or default_location(form)
-    store = open_if_current(path, form)
+    fingerprint = form.fingerprint()
+    store = open_if_current(path, form, fingerprint)
     if store is not None:
         skipped = store.index.get("skipped", [])
         if skipped and on_skip is None:
@@ -258,4 +257,4 @@ def ensure(form: forms.Form, path: str | None = None,
     if Store.detect(path):
         log_fn(f"The store {path} was decoded from another version of {form.data_dir}: "
                "decoding again")
-    return write(form, path, on_skip, log_fn)
+    return write(form, path, on_skip, log_fn, fingerprint)
