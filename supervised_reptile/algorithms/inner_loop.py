@@ -169,8 +169,11 @@ class InnerLoop:
                                    size=tf.shape(batches)[0] + 1 + int(with_tail))
             trace = trace.write(0, record(weights))
 
+        step = _separate_function(lambda w, s, batch: self._batch_step(
+            forward, w, frozen, s, images, labels, batch))
+
         def body(i, w, _, s, total, trace):
-            new, s, loss = self._batch_step(forward, w, frozen, s, images, labels, batches[i])
+            new, s, loss = step(w, s, batches[i])
             if record is not None:
                 trace = trace.write(i + 1, record(new))
             return i + 1, new, w, s, total + loss, trace
@@ -206,6 +209,20 @@ class InnerLoop:
         if first is None:  # no step: the meta-weights themselves (a plain gradient for MAML)
             first = tf.zeros(forward.loss_shape, weights[0].dtype)
         return weights, state, first
+
+
+def _separate_function(fn):
+    """`fn` as a graph function that the caller's graph calls rather than inlines.
+
+    oneDNN's fast max-pooling gradient needs the pooling's forward op as its
+    direct input, and TensorFlow's oneDNN rewrite of a while loop's body finds
+    that pairing only some of the time (it varied from process to process on
+    the same program: Eigen's single-threaded gradient then took 30% of a
+    Mini-ImageNet meta-iteration). In a function of its own, called from the
+    loop, every pooling gradient was rewritten in every process we tried
+    (docs/performance.md#mini-imagenets-pooling-gradient).
+    """
+    return tf.function(fn, autograph=False, experimental_attributes={"_noinline": True})
 
 
 def query_logits(forward: OneTask, weights, frozen, support_images, query_images,
