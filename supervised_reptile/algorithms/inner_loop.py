@@ -27,10 +27,10 @@ class OneTask:
     """One task: images `[batch, ...]`, labels `[batch]`, weights as the model's."""
 
     def __init__(self, learner: keras.Model):
-        self.learner = learner
+        self.model = learner
 
     def logits(self, weights, frozen, images):
-        return self.learner.stateless_call(weights, frozen, images, training=True)[0]
+        return self.model.stateless_call(weights, frozen, images, training=True)[0]
 
     def losses(self, loss_fn: LossFn, labels, outputs):
         """`(loss to differentiate, the task's loss)`."""
@@ -169,8 +169,10 @@ class InnerLoop:
                                    size=tf.shape(batches)[0] + 1 + int(with_tail))
             trace = trace.write(0, record(weights))
 
-        step = _separate_function(lambda w, s, batch: self._batch_step(
-            forward, w, frozen, s, images, labels, batch))
+        step = lambda w, s, batch: self._batch_step(  # noqa: E731
+            forward, w, frozen, s, images, labels, batch)
+        if _pools(forward.model):
+            step = _separate_function(step)
 
         def body(i, w, _, s, total, trace):
             new, s, loss = step(w, s, batches[i])
@@ -211,6 +213,10 @@ class InnerLoop:
         return weights, state, first
 
 
+def _pools(model: keras.Model) -> bool:
+    return any(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers)
+
+
 def _separate_function(fn):
     """`fn` as a graph function that the caller's graph calls rather than inlines.
 
@@ -220,7 +226,8 @@ def _separate_function(fn):
     the same program: Eigen's single-threaded gradient then took 30% of a
     Mini-ImageNet meta-iteration). In a function of its own, called from the
     loop, every pooling gradient was rewritten in every process we tried
-    (docs/performance.md#mini-imagenets-pooling-gradient).
+    (docs/performance.md#mini-imagenets-pooling-gradient). Only models that
+    pool need it: the call costs Omniglot's small steps about 10%.
     """
     return tf.function(fn, autograph=False, experimental_attributes={"_noinline": True})
 
