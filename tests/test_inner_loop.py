@@ -230,3 +230,45 @@ def test_non_transductive_stacked_equals_each_task():
     for t in range(2):
         alone = query_logits(OneTask(net), weights, frozen, support[t], queries[t], False)
         np.testing.assert_allclose(got[t].numpy(), alone.numpy(), atol=2e-5, rtol=1e-5)
+
+
+def _op_types_of_one_call(fn, *args):
+    """Op types that ran in one call of the compiled `fn`, from TensorFlow's profiler."""
+    import glob
+    import tempfile
+
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    fn(*args)
+    logdir = tempfile.mkdtemp(prefix="inner_loop_profile_")
+    tf.profiler.experimental.start(logdir)
+    fn(*args)
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    with open(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0], "rb") as f:
+        space.ParseFromString(f.read())
+    names = {m.name for plane in space.planes for m in plane.event_metadata.values()}
+    return {n.rsplit(":", 1)[1] for n in names if ":" in n}
+
+
+def test_pooling_gradients_in_the_loop_run_on_onednn():
+    # Eigen's MaxPoolGrad is single-threaded and ~10x slower; inlined in the
+    # loop's body, 1-3 of the 4 were Eigen's in most processes.
+    import os
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0":
+        pytest.skip("oneDNN is off (TF_ENABLE_ONEDNN_OPTS=0)")
+    net = models.build_miniimagenet_model(N, image_shape=(32, 32, 3))
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.random((N * K, 32, 32, 3)).astype(np.float32))
+    labels = tf.constant(np.repeat(np.arange(N, dtype=np.int32), K))
+    batches = tf.constant(rng.integers(0, N * K, (STEPS, BATCH)).astype(np.int32))
+    weights, frozen = _weights(net)
+    opt = Adam(1e-3)
+    opt.build(net.trainable_variables)
+    loop = InnerLoop(opt, summed_cross_entropy)
+    run = tf.function(lambda: loop.run(OneTask(net), weights, frozen, opt.read_state(),
+                                       images, labels, batches)[0])
+    ops = _op_types_of_one_call(run)
+    if not any(op.startswith("_MklNative") for op in ops):
+        pytest.skip("this TensorFlow build runs no oneDNN kernels")
+    assert "_MklNativeMaxPoolGrad" in ops
+    assert "MaxPoolGrad" not in ops, sorted(ops)
