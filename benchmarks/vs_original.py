@@ -363,7 +363,7 @@ def main(argv=None) -> int:
     else:
         print(f"the original is not timed: {args.peer} has no run.sh (pass --peer)", flush=True)
 
-    if "miniimagenet" in data:
+    if "miniimagenet" in data and args.rounds:
         # This project decodes a dataset once into a store beside it (docs/datasets.md); every
         # run after a user's first opens it. Written here, untimed, so that no round pays it.
         subprocess.run([sys.executable, "-m", "supervised_reptile.convert",

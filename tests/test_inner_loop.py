@@ -5,9 +5,14 @@ form MAML differentiates, and the queries' logits after adaptation.
 Inputs are continuous random values (no ties), and comparisons of two
 implementations use SGD or a single Adam step (STYLE.md, testing numerics)."""
 
+import glob
+import os
+import tempfile
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
 from supervised_reptile import models
 from supervised_reptile import weights as wmath
@@ -234,10 +239,6 @@ def test_non_transductive_stacked_equals_each_task():
 
 def _op_types_of_one_call(fn, *args):
     """Op types that ran in one call of the compiled `fn`, from TensorFlow's profiler."""
-    import glob
-    import tempfile
-
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
     fn(*args)
     logdir = tempfile.mkdtemp(prefix="inner_loop_profile_")
     tf.profiler.experimental.start(logdir)
@@ -253,7 +254,6 @@ def _op_types_of_one_call(fn, *args):
 def test_pooling_gradients_in_the_loop_run_on_onednn():
     # Eigen's MaxPoolGrad is single-threaded and ~10x slower; inlined in the
     # loop's body, 1-3 of the 4 were Eigen's in most processes.
-    import os
     if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0":
         pytest.skip("oneDNN is off (TF_ENABLE_ONEDNN_OPTS=0)")
     net = models.build_miniimagenet_model(N, image_shape=(32, 32, 3))
