@@ -224,6 +224,22 @@ def _task_key(seed: int, stream: int, index):
     return tf.random.experimental.stateless_fold_in(base, tf.cast(index, tf.int64))
 
 
+def fixed_pipeline(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` without tf.data's autotuning: parallel maps use one call per
+    core and the prefetch buffers stay as written.
+
+    The autotuner's background thread sleeps between tuning rounds, up to a
+    minute late in a run, and deleting an iterator waited for that sleep to
+    end in some processes: 20-75 s with the CPU idle, after the training
+    loop and after each split's final evaluation (seen in a debugger:
+    `RootDataset::Iterator::~Iterator` waiting on `Model::OptimizeLoop`).
+    These pipelines are small and fixed, so there is nothing to tune.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def _sampler(source: "ClassPool | Sampler") -> Sampler:
     return source if isinstance(source, Sampler) else sampler_for(source)
 
@@ -251,10 +267,10 @@ def train_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, meta_b
         return TrainEpisode(images, labels, tf.gather(rest, batches), tf.constant(tail_idx))
 
     start = start_iteration * meta_batch
-    return (tf.data.Dataset.counter(start)
-            .map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .batch(meta_batch, drop_remainder=True)
-            .prefetch(2))
+    return fixed_pipeline(tf.data.Dataset.counter(start)
+                          .map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                          .batch(meta_batch, drop_remainder=True)
+                          .prefetch(2))
 
 
 def eval_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, stream: int,
@@ -287,5 +303,5 @@ def eval_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, stream:
 
     indices = (tf.data.Dataset.counter(start, step) if num_tasks is None
                else tf.data.Dataset.range(start, start + num_tasks * step, step))
-    return (indices.map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(4))
+    return fixed_pipeline(indices.map(sample, num_parallel_calls=tf.data.AUTOTUNE,
+                                      deterministic=True).prefetch(4))

@@ -24,7 +24,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from supervised_reptile.episodes import EvalEpisode, TaskSpec, TrainEpisode, mini_batches
+from supervised_reptile.episodes import (EvalEpisode, TaskSpec, TrainEpisode, fixed_pipeline,
+                                         mini_batches)
 
 AMPLITUDE = (0.1, 5.0)
 PHASE = (0.0, math.pi)
@@ -110,10 +111,10 @@ def train_dataset(spec: TaskSpec, seed: int, meta_batch: int, stream: int = 1,
         return TrainEpisode(_inputs(x, amplitude, phase, oracle), y, batches,
                             tf.range(tail, dtype=tf.int32))
 
-    return (tf.data.Dataset.counter()
-            .map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .batch(meta_batch, drop_remainder=True)
-            .prefetch(2))
+    return fixed_pipeline(tf.data.Dataset.counter()
+                          .map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                          .batch(meta_batch, drop_remainder=True)
+                          .prefetch(2))
 
 
 def eval_dataset(spec: TaskSpec, seed: int, stream: int, num_tasks: int,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from supervised_reptile import episodes
+from supervised_reptile import episodes, sinusoid
 from supervised_reptile.data.class_pool import ClassPool
 from supervised_reptile.episodes import TaskSpec, eval_dataset, mini_batches, train_dataset
 
@@ -209,6 +209,15 @@ def test_train_element_spec(pool):
     assert spec.labels.shape == (2, 12) and spec.labels.dtype == tf.int32
     assert spec.batches.shape == (2, 4, 5) and spec.batches.dtype == tf.int32
     assert spec.tail.shape == (2, 0) and spec.tail.dtype == tf.int32
+
+
+def test_pipelines_run_without_the_autotuner(pool):
+    # Its thread made deleting an iterator wait up to a minute (episodes.fixed_pipeline).
+    for ds in (train_dataset(pool, TRAIN_SPEC, seed=0, meta_batch=2),
+               eval_dataset(pool, TaskSpec(2, 2, 1, 1), 0, 2),
+               eval_dataset(pool, TaskSpec(2, 2, 1, 1), 0, 2, num_tasks=3),
+               sinusoid.train_dataset(TaskSpec(1, 5, 5, 2), seed=0, meta_batch=2)):
+        assert ds.options().autotune.enabled is False
 
 
 def test_train_tasks_follow_the_rules(pool):
