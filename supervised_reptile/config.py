@@ -165,7 +165,9 @@ class PerformanceConfig:
         semantics: each task gets its own copy of the inner optimizer state).
       inner_state: "shared" (the original) or "per-task" inner optimizer state
         in meta-training; None: "per-task" with `parallel_tasks`, else "shared".
-      eval_tasks_at_once: evaluation tasks adapted at once (results equal up to rounding).
+      eval_tasks_at_once: evaluation tasks adapted at once (results equal up to
+        rounding; 1: one by one); None: the model's measured setting
+        (`build.TASKS_AT_ONCE`).
       intra_op_threads: TensorFlow's intra-op pool (threads one op may use;
         0: its own default, one per core); None: the model's measured setting
         (`build.THREADS`).
@@ -173,7 +175,7 @@ class PerformanceConfig:
     """
     parallel_tasks: bool = False
     inner_state: str | None = None
-    eval_tasks_at_once: int = 16
+    eval_tasks_at_once: int | None = None
     intra_op_threads: int | None = None
     inter_op_threads: int | None = None
 

@@ -11,7 +11,7 @@ import numpy as np
 from supervised_reptile import (checkpoints, config as config_lib, distribute, episodes,
                                 guard, lock, progress, report, saved_model, validate)
 from supervised_reptile.build import (build_algorithm, configure_threads, load_samplers,
-                                      resolve_data, task_specs, write_split)
+                                      resolve_data, task_specs, tasks_at_once, write_split)
 from supervised_reptile.config import Config
 from supervised_reptile.evaluate import evaluate
 from supervised_reptile.progress import Progress
@@ -133,7 +133,8 @@ def _train(config, stepper, samplers, specs, run_checkpoint, summaries, start, l
                   meta_iters=meta.meta_iters, meta_step=meta.meta_step,
                   meta_step_final=meta.meta_step_final, eval_interval=config.eval.eval_interval,
                   num_classes=config.task.classes, start_iteration=start, log_fn=bar.wrap(log_fn),
-                  checkpoint_interval=config.run.checkpoint_interval, recorder=summaries,
+                  checkpoint_interval=config.run.checkpoint_interval,
+                  tasks_at_once=tasks_at_once(config), recorder=summaries,
                   progress=bar, stop=stop)
     except distribute.PEER_ERRORS as err:
         if config.distribution.distribute == "none":
@@ -159,7 +160,7 @@ def _final_evaluation(config, algorithm, samplers, eval_spec) -> dict[str, np.nd
                        enabled=progress.wanted(config.run.progress, sys.stderr))
         # MAML's protocol scores every inner step.
         counts[split] = evaluate(algorithm, data, config.eval.eval_samples,
-                                 config.performance.eval_tasks_at_once,
+                                 tasks_at_once(config),
                                  every_step=config.meta.algorithm == "maml", on_task=bar.update)
         bar.close()
     return counts

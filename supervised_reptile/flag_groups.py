@@ -150,7 +150,9 @@ def add_speed_flags(g: dict, d: dict) -> None:
       "to it up to float rounding). Default: 'per-task' with --parallel-tasks, else 'shared'")
     a("--eval-tasks-at-once", type=int, default=d["eval_tasks_at_once"],
       help="evaluation tasks adapted at once (each from the same meta-weights and optimizer "
-      "state, so results equal one-by-one evaluation up to float rounding); 1: one by one")
+      "state, so results equal one-by-one evaluation up to float rounding); 1: one by one. "
+      "Default: the setting measured fastest for the model on a 2-core CPU (16 for Omniglot "
+      "and sinusoid, 1 for the 84x84 network; docs/performance.md)")
     for pool, what in (("intra", "threads one op may use"),
                        ("inter", "ops run at the same time")):
         a(f"--{pool}-op-threads", type=int, default=d[f"{pool}_op_threads"], metavar="N",

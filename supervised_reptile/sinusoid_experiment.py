@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from supervised_reptile import config as config_lib, guard, report, sinusoid
 from supervised_reptile.algorithms import Algorithm
-from supervised_reptile.build import build_algorithm, configure_threads, task_specs
+from supervised_reptile.build import build_algorithm, configure_threads, task_specs, tasks_at_once
 from supervised_reptile.config import Config
 from supervised_reptile.episodes import FINAL_EVAL_STREAM, TRAIN_STREAM
 from supervised_reptile.evaluate import evaluate, outputs_of, squared_errors
@@ -154,7 +154,7 @@ def run(config: Config, log_fn: Callable[[str], None] = print) -> dict[str, floa
     configure_threads(config, log_fn)
     held_out = held_out_tasks(config)
     algorithm = build_algorithm(config)
-    run_dir, at_once = config.run.checkpoint, config.performance.eval_tasks_at_once
+    run_dir, at_once = config.run.checkpoint, tasks_at_once(config)
     config_lib.save(config, run_dir)
     summaries = Summaries(run_dir, splits=("train",))
     results = {"mse_before_training": _report(algorithm, held_out, "before", at_once, log_fn)}

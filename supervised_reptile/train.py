@@ -6,7 +6,7 @@ from typing import Callable, Iterator
 from supervised_reptile import guard
 from supervised_reptile.algorithms.base import MetaLearner
 from supervised_reptile.episodes import EvalEpisode, TrainEpisode
-from supervised_reptile.evaluate import score_chunk
+from supervised_reptile.evaluate import evaluate
 
 
 def meta_step_size(iteration: int, meta_iters: int, initial: float, final: float) -> float:
@@ -27,12 +27,12 @@ def train(algorithm: MetaLearner, tasks: Iterator[TrainEpisode], monitor: dict[s
           meta_iters: int, meta_step: float, meta_step_final: float, eval_interval: int,
           num_classes: int, start_iteration: int = 0, log_fn: Callable[[str], None] = print,
           time_deadline: float | None = None, checkpoint_interval: int = 100,
-          recorder=None, progress=None, stop: guard.StopFlag | None = None) -> int:
+          tasks_at_once: int = 16, recorder=None, progress=None, stop: guard.StopFlag | None = None) -> int:
     """Runs meta-iterations `start_iteration .. meta_iters - 1`.
 
     At iteration `i`: one meta-step with the annealed step size; if
-    `i % eval_interval == 0`, one evaluation task per monitored split, adapted
-    together (`batch <i>: train=<acc> test=<acc>` is logged and the accuracies
+    `i % eval_interval == 0`, one evaluation task per monitored split, up to
+    `tasks_at_once` adapted together (`batch <i>: train=<acc> test=<acc>` is logged and the accuracies
     go to `recorder.evaluated`); if
     `i % checkpoint_interval == 0` or `i` is the last iteration, `save(i)`.
 
@@ -43,6 +43,7 @@ def train(algorithm: MetaLearner, tasks: Iterator[TrainEpisode], monitor: dict[s
       save: called with the iteration number to write a checkpoint.
       time_deadline: `time.time()` after which to stop (after that iteration).
       checkpoint_interval: iterations between checkpoints (the original's 100).
+      tasks_at_once: monitoring tasks adapted at once (`evaluate.evaluate`).
       recorder: optional `summaries.Summaries` (TensorBoard) told about every
         meta-step (`train_step`) and monitoring evaluation (`evaluated`).
       progress: optional `progress.Progress`, updated after every iteration.
@@ -67,8 +68,8 @@ def train(algorithm: MetaLearner, tasks: Iterator[TrainEpisode], monitor: dict[s
         if recorder is not None:
             recorder.train_step(i, stats, step, trained - started, _num_tasks(batch))
         if i % eval_interval == 0:
-            # One task per split, adapted together.
-            counts = (score_chunk(algorithm, [next(episodes) for episodes in monitor.values()])
+            tasks_now = [next(episodes) for episodes in monitor.values()]  # one per split
+            counts = (evaluate(algorithm, tasks_now, len(tasks_now), tasks_at_once)
                       if monitor else [])
             accs = {name: int(c[-1]) / num_classes for name, c in zip(monitor, counts)}
             log_fn("batch %d: %s" % (i, " ".join("%s=%f" % kv for kv in accs.items())))

@@ -141,7 +141,7 @@ def _check_run_options(config: Config) -> None:
         raise ValueError("--parallel-tasks cannot be combined with --distribute "
                          f"{dist.distribute}: replicas run their tasks one after another; use "
                          "--inner-state per-task for the same rule")
-    if perf.eval_tasks_at_once < 1:
+    if perf.eval_tasks_at_once is not None and perf.eval_tasks_at_once < 1:
         raise ValueError(f"--eval-tasks-at-once {perf.eval_tasks_at_once} must be >= 1")
     for pool in ("intra", "inter"):
         threads = getattr(perf, f"{pool}_op_threads")

@@ -53,6 +53,15 @@ def test_maml_like_task_specs_carry_a_query_set():
     assert (eval_spec.batch_size, eval_spec.num_batches) == (10, config.eval.eval_iters)
 
 
+def test_evaluation_tasks_at_once_follow_the_model_and_the_flag():
+    assert build.tasks_at_once(Config.from_flat()) == build.TASKS_AT_ONCE["omniglot"] > 1
+    assert build.tasks_at_once(Config.from_flat(dataset=SINUSOID)) > 1
+    assert build.tasks_at_once(Config.from_flat(dataset="miniimagenet")) == 1
+    assert build.tasks_at_once(Config.from_flat(dataset="folder")) == 1
+    assert build.tasks_at_once(Config.from_flat(dataset="miniimagenet",
+                                                eval_tasks_at_once=4)) == 4
+
+
 def test_thread_pools_follow_the_model_and_the_flags(tmp_path):
     # Pools are fixed when TensorFlow's runtime starts: each case in a fresh process.
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

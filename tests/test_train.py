@@ -79,6 +79,17 @@ def test_schedule_of_evaluations_and_checkpoints():
     assert alg.predicted == [2, 2, 2]  # both splits' tasks adapted together
 
 
+def test_monitoring_one_task_at_a_time():
+    alg, lines = _FakeAlgorithm(), []
+    monitor = {"train": iter(_episode, None), "test": iter(_episode, None)}
+    train(alg, iter(range(10)), monitor, lambda i: None, meta_iters=2, meta_step=1.0,
+          meta_step_final=0.0, eval_interval=1, num_classes=4, log_fn=lines.append,
+          tasks_at_once=1)
+    assert alg.predicted == [1, 1, 1, 1]
+    assert lines == ["batch 0: train=0.250000 test=0.250000",
+                     "batch 1: train=0.250000 test=0.250000"]
+
+
 def test_one_monitored_split():
     alg, lines = _FakeAlgorithm(), []
     train(alg, iter(range(10)), {"test": iter(_episode, None)}, lambda i: None, meta_iters=2, meta_step=1.0, meta_step_final=0.0, eval_interval=1,
