@@ -9,6 +9,7 @@ import pytest
 
 from conftest import make_miniimagenet, make_omniglot
 from supervised_reptile import cli, validate
+from supervised_reptile.data import check as check_data, registry
 from supervised_reptile.config import Config
 
 OMNI = ["--train-characters", "6"]  # 12 characters: train 6 x 4 rotations = 24 classes, test 6
@@ -227,3 +228,17 @@ def test_split_sizes_count_rotations_and_the_smallest_class(tmp_path):
     sizes = validate.split_sizes(Config.from_flat(data_dir=data, train_characters=4), print)
     assert sizes["train"].num_classes + sizes["test"].num_classes * 4 == 24
     assert min(sizes["train"].min_count, sizes["test"].min_count) == 3
+
+
+def test_a_renamed_dataset_warns_in_a_few_lines_then_points_to_the_check(tmp_path):
+    # Every class of this copy is outside the standard split: one note per class and more.
+    data = make_miniimagenet(tmp_path / "m", images=1)
+    form = registry.find(data, "miniimagenet", 84, 3)
+    notes = check_data.notes(form, form.scan())
+    assert len(notes) > validate.MAX_NOTES + 5
+    warnings = []
+    validate.split_sizes(Config.from_flat(dataset="miniimagenet", data_dir=data), warnings.append)
+    check = f"python -m supervised_reptile.check_data {data} --dataset miniimagenet"
+    assert warnings == [f"{note} (check with `{check}`)" for note in notes[:validate.MAX_NOTES]] + [
+        f"{len(notes) - validate.MAX_NOTES} more difference(s) from the standard dataset; "
+        f"`{check}` lists them all"]
