@@ -1,0 +1,46 @@
+"""The arithmetic of `benchmarks/vs_original.py`: each figure from its runs."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "benchmarks"))
+import vs_original  # noqa: E402
+
+
+def _run(seconds, first, batches=(), rss=500.0):
+    return {"seconds": seconds, "first_output_s": first, "batch_lines": list(batches),
+            "rss_mib": rss}
+
+
+def test_figures_are_differences_of_runs_after_their_first_line():
+    # S=10, L=60, E=40 tasks per split, 2 splits; every run's first line at a
+    # different time, which must cancel.
+    runs = {"short": _run(20.0, 12.0),
+            "long": _run(13.0 + 8.0 + 5.0, 13.0),  # +5 s for 50 more iterations: 100 ms each
+            "monitored": _run(40.0, 14.0, [(0, 14.0), (10, 16.0), (50, 24.0)], rss=700.0),
+            "evaluated": _run(12.0 + 8.0 + 16.0, 12.0)}  # +16 s for 80 tasks: 200 ms each
+    fig = vs_original.figures(runs, (10, 60, 40), 2)
+    assert fig["train_ms"] == pytest.approx(100.0)
+    assert fig["monitored_ms"] == pytest.approx(1000 * (40.0 - 14.0 - 8.0) / 50)
+    assert fig["in_run_ms"] == pytest.approx(1000 * (24.0 - 14.0) / 50)
+    assert fig["eval_ms_per_task"] == pytest.approx(200.0)
+    assert fig["fixed_s"] == pytest.approx(20.0 - 10 * 0.1 - 2 * 0.2)
+    assert fig["first_output_s"] == 12.0 and fig["peak_rss_mib"] == 700.0
+
+
+def test_runs_recorded_before_the_within_run_figure_have_none():
+    runs = {k: {"seconds": 20.0, "first_output_s": 10.0, "rss_mib": 1.0}
+            for k in ("short", "long", "monitored", "evaluated")}
+    assert vs_original.figures(runs, (10, 60, 40), 2)["in_run_ms"] is None
+
+
+def test_the_projection_uses_the_within_run_figure_where_there_is_one():
+    base = {"train_ms": 100.0, "monitored_ms": 130.0, "eval_ms_per_task": 200.0,
+            "fixed_s": 10.0, "first_output_s": 5.0, "peak_rss_mib": 1.0}
+    with_lines = vs_original.summarise([dict(base, in_run_ms=120.0)], "omniglot", 1000)
+    without = vs_original.summarise([dict(base, in_run_ms=None)], "omniglot", 1000)
+    assert with_lines["paper_hours"] == pytest.approx((10 + 120 + 10000 * 2 * 0.2) / 3600)
+    assert without["paper_hours"] == pytest.approx((10 + 130 + 10000 * 2 * 0.2) / 3600)
