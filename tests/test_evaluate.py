@@ -110,7 +110,7 @@ def test_every_step_counts_one_column_per_step():
 def test_score_chunk_scores_a_list_of_tasks():
     alg = _tiny_algorithm()
     tasks = _tasks(3)
-    counts = score_chunk(alg, tasks)  # stacked: the monitoring evaluation's path
+    counts = score_chunk(alg, tasks)  # stacked, as Omniglot's monitoring adapts its tasks
     assert counts.shape == (3, 1) and alg.tracing_counts()["predict_many"] == 1
     np.testing.assert_array_equal(counts, score_chunk(alg, tasks, size=1))
     padded = score_chunk(alg, tasks[:2], size=3)  # padded with copies of the last task
