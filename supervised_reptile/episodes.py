@@ -225,16 +225,8 @@ def _task_key(seed: int, stream: int, index):
 
 
 def fixed_pipeline(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """`dataset` without tf.data's autotuning: parallel maps use one call per
-    core and the prefetch buffers stay as written.
-
-    The autotuner's background thread sleeps between tuning rounds, up to a
-    minute late in a run, and deleting an iterator waited for that sleep to
-    end in some processes: 20-75 s with the CPU idle, after the training
-    loop and after each split's final evaluation (seen in a debugger:
-    `RootDataset::Iterator::~Iterator` waiting on `Model::OptimizeLoop`).
-    These pipelines are small and fixed, so there is nothing to tune.
-    """
+    """`dataset` without tf.data's autotuner (parallel maps: one call per core): deleting
+    an autotuned iterator could wait up to a minute for its thread (docs/performance.md)."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)

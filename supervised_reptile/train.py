@@ -27,13 +27,14 @@ def train(algorithm: MetaLearner, tasks: Iterator[TrainEpisode], monitor: dict[s
           meta_iters: int, meta_step: float, meta_step_final: float, eval_interval: int,
           num_classes: int, start_iteration: int = 0, log_fn: Callable[[str], None] = print,
           time_deadline: float | None = None, checkpoint_interval: int = 100,
-          tasks_at_once: int = 16, recorder=None, progress=None, stop: guard.StopFlag | None = None) -> int:
+          tasks_at_once: int = 16, recorder=None, progress=None,
+          stop: guard.StopFlag | None = None) -> int:
     """Runs meta-iterations `start_iteration .. meta_iters - 1`.
 
     At iteration `i`: one meta-step with the annealed step size; if
     `i % eval_interval == 0`, one evaluation task per monitored split, up to
-    `tasks_at_once` adapted together (`batch <i>: train=<acc> test=<acc>` is logged and the accuracies
-    go to `recorder.evaluated`); if
+    `tasks_at_once` adapted together (`batch <i>: train=<acc> test=<acc>` is
+    logged and the accuracies go to `recorder.evaluated`); if
     `i % checkpoint_interval == 0` or `i` is the last iteration, `save(i)`.
 
     Args:

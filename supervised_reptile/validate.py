@@ -23,8 +23,6 @@ _POSITIVE = ("classes", "shots", "inner_batch", "inner_iters", "meta_batch", "ev
              "eval_iters", "eval_samples", "eval_interval")
 #: `saved_model.METADATA_FILE` (not imported: that module imports TensorFlow).
 _EXPORT_METADATA = "supervised_reptile.json"
-#: Data notes a run prints before one line that points to the full check.
-MAX_NOTES = 5
 _MAML_INNER_LOOP = ("MAML's inner loop is plain SGD with --maml-inner-lr on the whole support "
                     "set (--maml-first-order gives first-order MAML)")
 
@@ -191,13 +189,8 @@ def split_sizes(config: Config, warn: Callable[[str], None] = warn) -> dict[str,
     else:
         form = registry.find(data.data_dir, data.dataset, data.image_size, data.channels)
         splits = form.scan()
-        notes = check_data.notes(form, splits)
-        check = f"python -m supervised_reptile.check_data {data.data_dir} --dataset {data.dataset}"
-        for note in notes[:MAX_NOTES]:
-            warn(f"{note} (check with `{check}`)")
-        if len(notes) > MAX_NOTES:  # a renamed copy differs in every class: no page of lines
-            warn(f"{len(notes) - MAX_NOTES} more difference(s) from the standard dataset; "
-                 f"`{check}` lists them all")
+        for line in check_data.run_warnings(form, splits, data.data_dir, data.dataset):
+            warn(line)
         empty = [(s, c) for s, counts in splits.items() for c, n in counts.items() if n == 0]
         if not all(splits.values()) or empty:
             where = (f"class {empty[0][1]!r} of the {empty[0][0]} split has no images" if empty

@@ -235,10 +235,10 @@ def test_a_renamed_dataset_warns_in_a_few_lines_then_points_to_the_check(tmp_pat
     data = make_miniimagenet(tmp_path / "m", images=1)
     form = registry.find(data, "miniimagenet", 84, 3)
     notes = check_data.notes(form, form.scan())
-    assert len(notes) > validate.MAX_NOTES + 5
+    assert len(notes) > check_data.RUN_NOTES + 5
     warnings = []
     validate.split_sizes(Config.from_flat(dataset="miniimagenet", data_dir=data), warnings.append)
     check = f"python -m supervised_reptile.check_data {data} --dataset miniimagenet"
-    assert warnings == [f"{note} (check with `{check}`)" for note in notes[:validate.MAX_NOTES]] + [
-        f"{len(notes) - validate.MAX_NOTES} more difference(s) from the standard dataset; "
+    assert warnings == [f"{note} (check with `{check}`)" for note in notes[:check_data.RUN_NOTES]] + [
+        f"{len(notes) - check_data.RUN_NOTES} more difference(s) from the standard dataset; "
         f"`{check}` lists them all"]

@@ -23,6 +23,8 @@ from supervised_reptile.data import class_pool, forms, omniglot, registry
 OMNIGLOT_CHARACTERS = {1623: "the full set", 964: "images_background", 659: "images_evaluation"}
 OMNIGLOT_DRAWINGS = 20
 _FETCH_HINT = "download it with `./fetch_data.sh {dataset}` or pass `data_dir`"
+#: Data notes a training run prints before one line that points to the full check.
+RUN_NOTES = 5
 
 
 def guess_dataset(data_dir: str) -> str:
@@ -95,6 +97,20 @@ def omniglot_notes(counts: dict[str, int]) -> list[str]:
 def notes(form: forms.Form, splits: dict[str, dict[str, int]]) -> list[str]:
     """How a scanned split dataset differs from its standard version (`Form.notes`)."""
     return form.notes(splits)
+
+
+def run_warnings(form: forms.Form, splits: dict[str, dict[str, int]], data_dir: str,
+                 dataset: str) -> list[str]:
+    """The `notes` a training run prints: the first `RUN_NOTES`, each naming the
+    command that checks the data, then one line for the rest (a renamed copy
+    differs in every class: no page of warnings)."""
+    check = f"python -m supervised_reptile.check_data {data_dir} --dataset {dataset}"
+    found = notes(form, splits)
+    lines = [f"{note} (check with `{check}`)" for note in found[:RUN_NOTES]]
+    if len(found) > RUN_NOTES:
+        lines.append(f"{len(found) - RUN_NOTES} more difference(s) from the standard dataset; "
+                     f"`{check}` lists them all")
+    return lines
 
 
 def stale_downloads(data_dir: str) -> list[str]:
