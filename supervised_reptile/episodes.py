@@ -66,14 +66,10 @@ class TaskSpec:
             if self.num_batches < 2:
                 raise ValueError("tail_shots needs num_batches >= 2 (the original loops "
                                  "forever with 1: no batch is left before the tail)")
-        if self.replacement and self.batch_size > self._pool_size:
-            raise ValueError(f"batch size {self.batch_size} is larger than the {self._pool_size} "
+        pool = self.num_classes * (self.num_shots - (self.tail_shots or 0))
+        if self.replacement and self.batch_size > pool:
+            raise ValueError(f"batch size {self.batch_size} is larger than the {pool} "
                              "samples it is drawn from, which replacement=True cannot do")
-
-    @property
-    def _pool_size(self) -> int:
-        rest = self.num_shots - (self.tail_shots or 0)
-        return self.num_classes * rest
 
 
 class TrainEpisode(NamedTuple):
@@ -185,9 +181,11 @@ class MappedSampler(Sampler):
         return tf.ensure_shape(out, list(picks.shape) + list(self.image_shape))
 
 
-def sampler_for(pool: ClassPool) -> Sampler:
-    """A `MappedSampler` for a pool whose images are a memory-mapped file,
-    else a `Sampler` (the pool moved into TensorFlow)."""
+def sampler_for(pool: "ClassPool | Sampler") -> Sampler:
+    """A `MappedSampler` for a pool whose images are a memory-mapped file, else
+    a `Sampler` (the pool moved into TensorFlow); a `Sampler` is returned as it is."""
+    if isinstance(pool, Sampler):
+        return pool
     return MappedSampler(pool) if isinstance(pool.images, np.memmap) else Sampler(pool)
 
 
@@ -232,8 +230,11 @@ def fixed_pipeline(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def _sampler(source: "ClassPool | Sampler") -> Sampler:
-    return source if isinstance(source, Sampler) else sampler_for(source)
+def sample_tasks(indices: tf.data.Dataset, sample) -> tf.data.Dataset:
+    """`sample(index)` over `indices`, in parallel and in order, traced as written:
+    tf.data's default AutoGraph conversion cost a run's start-up 0.7 s, for nothing."""
+    return indices.map(tf.autograph.experimental.do_not_convert(sample),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def train_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, meta_batch: int,
@@ -244,7 +245,7 @@ def train_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, meta_b
     `i * meta_batch ... (i + 1) * meta_batch - 1` of the training stream, each
     tensor with a leading `[meta_batch]` axis.
     """
-    sampler = _sampler(pool)
+    sampler = sampler_for(pool)
     sampler.check(spec.num_classes, spec.num_shots, "training tasks")
     n, shots, tail = spec.num_classes, spec.num_shots, spec.tail_shots or 0
     rest = _class_positions(n, shots, range(tail, shots))
@@ -259,8 +260,7 @@ def train_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, meta_b
         return TrainEpisode(images, labels, tf.gather(rest, batches), tf.constant(tail_idx))
 
     start = start_iteration * meta_batch
-    return fixed_pipeline(tf.data.Dataset.counter(start)
-                          .map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return fixed_pipeline(sample_tasks(tf.data.Dataset.counter(start), sample)
                           .batch(meta_batch, drop_remainder=True)
                           .prefetch(2))
 
@@ -278,7 +278,7 @@ def eval_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, stream:
       start, step: the task indices are `start, start + step, ...` (monitoring
         uses the iteration number, so a resumed run sees the same tasks).
     """
-    sampler = _sampler(pool)
+    sampler = sampler_for(pool)
     sampler.check(spec.num_classes, spec.num_shots + 1, "evaluation tasks")
     n, k = spec.num_classes, spec.num_shots
     query_idx = _round_positions(n, k + 1, [0])
@@ -295,5 +295,4 @@ def eval_dataset(pool: "ClassPool | Sampler", spec: TaskSpec, seed: int, stream:
 
     indices = (tf.data.Dataset.counter(start, step) if num_tasks is None
                else tf.data.Dataset.range(start, start + num_tasks * step, step))
-    return fixed_pipeline(indices.map(sample, num_parallel_calls=tf.data.AUTOTUNE,
-                                      deterministic=True).prefetch(4))
+    return fixed_pipeline(sample_tasks(indices, sample).prefetch(4))

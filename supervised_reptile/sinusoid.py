@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from supervised_reptile.episodes import (EvalEpisode, TaskSpec, TrainEpisode, fixed_pipeline,
-                                         mini_batches)
+                                         mini_batches, sample_tasks)
 
 AMPLITUDE = (0.1, 5.0)
 PHASE = (0.0, math.pi)
@@ -111,8 +111,7 @@ def train_dataset(spec: TaskSpec, seed: int, meta_batch: int, stream: int = 1,
         return TrainEpisode(_inputs(x, amplitude, phase, oracle), y, batches,
                             tf.range(tail, dtype=tf.int32))
 
-    return fixed_pipeline(tf.data.Dataset.counter()
-                          .map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return fixed_pipeline(sample_tasks(tf.data.Dataset.counter(), sample)
                           .batch(meta_batch, drop_remainder=True)
                           .prefetch(2))
 
@@ -135,4 +134,4 @@ def eval_dataset(spec: TaskSpec, seed: int, stream: int, num_tasks: int,
                            _inputs(grid, amplitude, phase, oracle),
                            amplitude * tf.sin(grid[:, 0] - phase))
 
-    return tf.data.Dataset.range(num_tasks).map(sample).cache()
+    return sample_tasks(tf.data.Dataset.range(num_tasks), sample).cache()

@@ -220,6 +220,20 @@ def test_pipelines_run_without_the_autotuner(pool):
         assert ds.options().autotune.enabled is False
 
 
+def test_task_sampling_is_traced_without_autograph():
+    # AutoGraph's conversion cost start-up 0.7 s; with it, this `if` on a
+    # tensor would quietly become a tf.cond.
+    def sample(index):
+        if index > 0:
+            return index
+        return -index
+
+    with pytest.raises(TypeError, match="bool"):
+        episodes.sample_tasks(tf.data.Dataset.range(3), sample)
+    doubled = episodes.sample_tasks(tf.data.Dataset.range(4), lambda i: 2 * i)
+    assert [int(x) for x in doubled] == [0, 2, 4, 6]
+
+
 def test_train_tasks_follow_the_rules(pool):
     elements = take(train_dataset(pool, TRAIN_SPEC, seed=1, meta_batch=3), 8)
     first_classes, seen, seen_idx, unsorted = set(), set(), {}, 0
