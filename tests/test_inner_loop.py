@@ -223,6 +223,27 @@ def test_non_transductive_queries_each_join_the_support_set():
     np.testing.assert_allclose(dynamic(queries).numpy(), got.numpy(), atol=1e-5, rtol=1e-5)
 
 
+def test_non_transductive_queries_trace_the_forward_pass_once():
+    # Tracing one pass per query took seconds of start-up with 20 queries.
+    net = _net()
+    weights, frozen = _weights(net)
+    support, _, _, queries = _task(6)
+
+    class Counting(OneTask):
+        traced = 0
+
+        def logits(self, weights, frozen, images):
+            Counting.traced += 1
+            return super().logits(weights, frozen, images)
+
+    compiled = tf.function(lambda s, q: query_logits(Counting(net), weights, frozen, s, q, False))
+    got = compiled(support, queries)
+    assert Counting.traced == 1
+    np.testing.assert_allclose(
+        got.numpy(), query_logits(OneTask(net), weights, frozen, support, queries, False).numpy(),
+        atol=1e-6, rtol=1e-6)
+
+
 def test_non_transductive_stacked_equals_each_task():
     net = _net()
     weights, frozen = _weights(net)

@@ -260,5 +260,8 @@ def query_logits(forward: OneTask, weights, frozen, support_images, query_images
     if queries is None:  # a dynamic query count (the SavedModel's signatures)
         return tf.map_fn(lambda q: one_query(q[None])[0], query_images,
                          fn_output_signature=tf.float32)
+    # Traced once and inlined at every query: the graph is the same as tracing
+    # each query's pass, which took seconds of start-up with 20 queries.
+    one_query = tf.function(one_query, autograph=False)
     return tf.concat([one_query(tf.gather(query_images, [q], axis=axis))
                       for q in range(queries)], axis)
