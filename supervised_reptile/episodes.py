@@ -232,7 +232,7 @@ def fixed_pipeline(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 def sample_tasks(indices: tf.data.Dataset, sample) -> tf.data.Dataset:
     """`sample(index)` over `indices`, in parallel and in order, traced as written:
-    tf.data's default AutoGraph conversion cost a run's start-up 0.7 s, for nothing."""
+    tf.data's default AutoGraph conversion only cost start-up (docs/performance.md)."""
     return indices.map(tf.autograph.experimental.do_not_convert(sample),
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 

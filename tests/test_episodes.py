@@ -221,7 +221,7 @@ def test_pipelines_run_without_the_autotuner(pool):
 
 
 def test_task_sampling_is_traced_without_autograph():
-    # AutoGraph's conversion cost start-up 0.7 s; with it, this `if` on a
+    # AutoGraph's conversion only cost start-up; with it, this `if` on a
     # tensor would quietly become a tf.cond.
     def sample(index):
         if index > 0:
