@@ -72,7 +72,7 @@ def tasks_at_once(config: Config) -> int:
 
 
 def find_form(config: Config) -> forms.Form:
-    """The form of the configured split dataset in `data_dir` (`registry.find`)."""
+    """The form of the configured image dataset in `data_dir` (`registry.find`)."""
     data = config.data
     return registry.find(data.data_dir, data.dataset, data.image_size, data.channels)
 
@@ -99,25 +99,27 @@ def image_shape(config: Config) -> tuple[int, ...] | None:
 def load_samplers(config: Config, log_fn=print) -> dict[str, episodes.Sampler]:
     """Split name -> `episodes.Sampler` for the configured image dataset.
 
-    Datasets with splits are read from their decoded store (`data.store`),
-    written first if it is missing or stale; its pools stay on disk and
-    samplers read each task's images from it. With `store="off"` splits are
-    decoded and moved into TensorFlow one at a time, so at most one split
-    exists twice (NumPy and TensorFlow) at any moment: for Mini-ImageNet the
-    images take about 1.3 GB once loaded.
+    Images are read from the dataset's decoded store (`data.store`), written
+    first if it is missing or stale; a split dataset's pools stay on disk and
+    samplers read each task's images from it, while Omniglot's characters
+    are split by the run's seed and rotated in memory (`omniglot.split_pool`).
+    With `store="off"` splits are decoded and moved into TensorFlow one at a
+    time, so at most one split exists twice (NumPy and TensorFlow) at any
+    moment: for Mini-ImageNet the images take about 1.3 GB once loaded.
     """
     data = config.data
     on_skip = validate.warn if data.skip_bad_images else None
-    if data.dataset == "omniglot":
-        train_pool, test_pool = omniglot.load(data.data_dir, data.train_characters,
-                                              config.run.seed, on_skip)
-        return {"train": episodes.Sampler(train_pool), "test": episodes.Sampler(test_pool)}
     began = time.perf_counter()
     form = find_form(config)
     if data.store != "off":
         form = store.ensure(form, data.store or None, on_skip, log_fn)
-    samplers = {split: episodes.sampler_for(form.read_split(split, on_skip))
-                for split in forms.SPLITS}
+    if data.dataset == "omniglot":
+        train, test = omniglot.split_pool(form.read_split(omniglot.ALL, on_skip), data.data_dir,
+                                          data.train_characters, config.run.seed)
+        samplers = {"train": episodes.Sampler(train), "test": episodes.Sampler(test)}
+    else:
+        samplers = {split: episodes.sampler_for(form.read_split(split, on_skip))
+                    for split in forms.SPLITS}
     where = f"the store {form.data_dir}" if isinstance(form, store.Store) else form.description
     log_fn(f"Loaded {data.dataset} from {where} in {time.perf_counter() - began:.1f} s")
     return samplers

@@ -29,7 +29,7 @@ class DataConfig:
       skip_bad_images: leave out (and warn about) images that do not decode; else stop.
       image_size: "folder": the side images are resized to (0: inferred).
       channels: "folder": 1 (greyscale) or 3 (RGB) (0: inferred).
-      store: datasets with splits: the decoded-image store's folder ("": a
+      store: image datasets: the decoded-image store's folder ("": a
         `.decoded` folder in `data_dir`, or the user's cache if that is not
         writable; "off": decode every run and hold the images in memory).
     """

@@ -166,15 +166,15 @@ def add_data_flags(g: dict, d: dict, dataset: str) -> None:
     a = g["data"].add_argument
     a("--data-dir", default=os.path.join("data", dataset), metavar="DIR",
       help="the dataset folder (`python -m supervised_reptile.check_data DIR` checks it)")
+    a("--store", default=d["store"], metavar="DIR|off",
+      help="the decoded-image store: the dataset is decoded once into this folder and "
+      "later runs open it instead of decoding (default: .decoded inside --data-dir, or "
+      "the user's cache folder if that is read-only); 'off' decodes every run and holds "
+      "the images in memory")
     if dataset in SPLIT_DATASETS:
         a("--dataset", choices=SPLIT_DATASETS, default=dataset,
           help="which dataset --data-dir holds (its form is detected); 'folder' is your own "
           "train/, val/ and test/ folders of one sub-folder per class (docs/datasets.md)")
-        a("--store", default=d["store"], metavar="DIR|off",
-          help="the decoded-image store: the dataset is decoded once into this folder and "
-          "later runs open it instead of decoding (default: .decoded inside --data-dir, or "
-          "the user's cache folder if that is read-only); 'off' decodes every run and holds "
-          "the images in memory")
     if dataset == "folder":
         a("--image-size", type=int, default=d["image_size"], metavar="PIXELS",
           help="side of the square every image is resized to (default: 0, the first "

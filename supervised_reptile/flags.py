@@ -260,7 +260,7 @@ def parse_convert_args(argv: Sequence[str] | None) -> ConvertArgs:
         epilog="example: python -m supervised_reptile.convert data/miniimagenet "
                "--dataset miniimagenet")
     p.add_argument("data_dir", help="the dataset folder (see `check_data` for the forms)")
-    p.add_argument("--dataset", choices=SPLIT_DATASETS, required=True,
+    p.add_argument("--dataset", choices=("omniglot",) + SPLIT_DATASETS, required=True,
                    help="which dataset the folder holds")
     p.add_argument("--store", default="", metavar="DIR",
                    help="where to write the store (default: .decoded inside DATA_DIR, or "

@@ -31,6 +31,7 @@ IMAGE_SHAPES = {"miniimagenet": miniimagenet.IMAGE_SHAPE,
                 "cifar-fs": cifar.IMAGE_SHAPE, "fc100": cifar.IMAGE_SHAPE}
 #: Dataset -> the line that says how to get it.
 GET_IT = {
+    "omniglot": "download it with `./fetch_data.sh omniglot`, or pass `data_dir`",
     "miniimagenet": "download it with `./fetch_data.sh miniimagenet`, or pass `data_dir` "
                     "pointing to a copy in any of these forms",
     "tieredimagenet": "pass `data_dir` holding Ren et al.'s pickles "
@@ -55,15 +56,16 @@ def find(data_dir: str, dataset: str, image_size: int = 0, channels: int = 0) ->
 
     Args:
       data_dir: the dataset folder (or a decoded store of it).
-      dataset: one of `split_datasets()`.
+      dataset: one of `split_datasets()`, or "omniglot" (`omniglot.Characters`,
+        one split of every character).
       image_size, channels: "folder" only (0: inferred from the images).
 
     Raises:
       FileNotFoundError: no folder, or none of the dataset's forms in it.
       ValueError: an unknown dataset, or a store of another dataset.
     """
-    if dataset not in FORMS:
-        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(FORMS)}")
+    if dataset not in FORMS and dataset != "omniglot":
+        raise ValueError(f"unknown dataset {dataset!r}; valid: omniglot, {', '.join(FORMS)}")
     if not os.path.isdir(data_dir):
         what = "is not a directory" if os.path.exists(data_dir) else "does not exist"
         raise FileNotFoundError(f"data directory {data_dir!r} {what}; {GET_IT[dataset]}")
@@ -73,6 +75,8 @@ def find(data_dir: str, dataset: str, image_size: int = 0, channels: int = 0) ->
             raise ValueError(f"{data_dir!r} is a decoded store of {found.dataset}, not of "
                              f"{dataset}")
         return found
+    if dataset == "omniglot":  # its own listing says what is missing
+        return omniglot.Characters(data_dir)
     for form in FORMS[dataset]:
         if form.detect(data_dir):
             if form is folder.ImageFolders:

@@ -78,9 +78,13 @@ class Store(forms.Form):
         return {split: dict(zip(entry["names"], entry["counts"]))
                 for split, entry in self.index["splits"].items()}
 
+    @property
+    def splits(self):
+        return tuple(self.index["splits"])
+
     def read_split(self, split, on_skip=None, allocate=np.zeros):
         del on_skip, allocate  # decoded already; the file is the array
-        forms.check_split(split)
+        forms.check_split(split, self.splits)
         entry = self.index["splits"][split]
         images = np.load(os.path.join(self.data_dir, f"{split}.npy"), mmap_mode="r")
         # Tasks read scattered images of about 21 KB each: without this advice the
@@ -185,7 +189,7 @@ def write(form: forms.Form, path: str, on_skip: Callable[[str], None] | None = N
     try:
         os.makedirs(partial)
         splits = {}
-        for split in forms.SPLITS:
+        for split in form.splits:
             target = os.path.join(partial, f"{split}.npy")
             pool = form.read_split(split, skipped.append if on_skip else None,
                                    forms.memmap_allocator(target))
