@@ -38,8 +38,8 @@ command is fixed cost + meta_iters * monitored (the within-run figure) +
 10000 * splits * evaluation (the paper commands monitor every 10 iterations
 and evaluate 10,000 tasks per split).
 
-A Mini-ImageNet is decoded into this project's store (docs/datasets.md)
-before the first round, untimed, as every run after a user's first finds it.
+Each dataset is decoded into this project's store (docs/datasets.md) before
+the first round, untimed, as every run after a user's first finds it.
 JSON and table are rewritten after every round, so a benchmark stopped early
 keeps its whole rounds.
 
@@ -374,12 +374,15 @@ def main(argv=None) -> int:
     else:
         print(f"the original is not timed: {args.peer} has no run.sh (pass --peer)", flush=True)
 
-    if "miniimagenet" in data and args.rounds:
+    for dataset in data if args.rounds else ():
         # This project decodes a dataset once into a store beside it (docs/datasets.md); every
         # run after a user's first opens it. Written here, untimed, so that no round pays it.
-        subprocess.run([sys.executable, "-m", "supervised_reptile.convert",
-                        data["miniimagenet"], "--dataset", "miniimagenet"],
-                       cwd=os.path.abspath(args.repo), check=True)
+        # (A checkout from before Omniglot's store decodes it at every start.)
+        converted = subprocess.run([sys.executable, "-m", "supervised_reptile.convert",
+                                    data[dataset], "--dataset", dataset],
+                                   cwd=os.path.abspath(args.repo))
+        if converted.returncode and dataset == "miniimagenet":
+            raise SystemExit(f"converting {data[dataset]} failed")
     scratch = tempfile.mkdtemp(prefix="vs_original_")
     raw = {x: {s.name: [] for s in sides} for x in presets}
     done = 0  # rounds read from earlier runs' JSON (`--add`)
