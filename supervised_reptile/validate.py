@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Callable
 
-from supervised_reptile.data import check as check_data, omniglot, registry
+from supervised_reptile.data import check as check_data, omniglot, registry, store
 from supervised_reptile.config import CONFIG_FILE, RESULT_FORMATS, Config
 
 #: Flags that must be >= 1.
@@ -177,7 +177,9 @@ def split_sizes(config: Config, warn: Callable[[str], None] = warn) -> dict[str,
     """Split name -> `SplitSize`, from a directory listing (as the loader will split it)."""
     data = config.data
     if data.dataset == "omniglot":
-        counts = check_data.scan_omniglot(data.data_dir)
+        form = registry.find(data.data_dir, "omniglot")  # the drawings' folder, or its store
+        counts = (form.scan()[omniglot.ALL] if isinstance(form, store.Store)
+                  else check_data.scan_omniglot(data.data_dir))
         chars = list(counts)
         if not 0 < data.train_characters < len(chars):
             raise ValueError(f"--train-characters {data.train_characters} must be between 1 "

@@ -66,8 +66,11 @@ def test_runs_open_the_store_instead_of_decoding(small_omniglot, tmp_path, capsy
         assert _run(small_omniglot, str(tmp_path / name), *extra) == 0
         out = capsys.readouterr().out
         printed[name] = out.splitlines()
+    # The store itself as the data folder, as for the split datasets.
+    assert _run(os.path.dirname(index), str(tmp_path / "store_as_data")) == 0
+    printed["store_as_data"] = capsys.readouterr().out.splitlines()
     # The store is written quietly: the output is the original's lines, as without it.
-    assert printed["off"] == printed["first"] == printed["second"]
+    assert printed["off"] == printed["first"] == printed["second"] == printed["store_as_data"]
     assert printed["first"][0] == "Training..."
     split = json.load(open(tmp_path / "first" / "split.json"))
     assert len(split["train"]) == 4 and split["train"][0].startswith("Alphabet_")

@@ -31,7 +31,7 @@ IMAGE_SHAPES = {"miniimagenet": miniimagenet.IMAGE_SHAPE,
                 "cifar-fs": cifar.IMAGE_SHAPE, "fc100": cifar.IMAGE_SHAPE}
 #: Dataset -> the line that says how to get it.
 GET_IT = {
-    "omniglot": "download it with `./fetch_data.sh omniglot`, or pass `data_dir`",
+    "omniglot": "download it with `./fetch_data.sh omniglot` or pass `data_dir`",
     "miniimagenet": "download it with `./fetch_data.sh miniimagenet`, or pass `data_dir` "
                     "pointing to a copy in any of these forms",
     "tieredimagenet": "pass `data_dir` holding Ren et al.'s pickles "
