@@ -33,6 +33,8 @@ def test_store_splits_into_the_pools_decoded_per_split(small_omniglot, tmp_path,
     ref_train, ref_test = original_split(chars, 4, seed)
     for c in ref_test:  # the test split's classes are narrower than the store's
         os.remove(list_images(c, ".png")[0])
+    assert omniglot.Characters.detect(small_omniglot)
+    assert not omniglot.Characters.detect(str(tmp_path))  # the alphabets are one level down
     form = registry.find(small_omniglot, "omniglot")
     written = store.write(form, str(tmp_path / "store"), log_fn=lambda line: None)
     index = json.load(open(tmp_path / "store" / store.INDEX))

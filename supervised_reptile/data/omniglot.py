@@ -113,9 +113,10 @@ class Characters(forms.FileForm):
 
     @classmethod
     def detect(cls, data_dir):
-        return any(os.path.isdir(os.path.join(data_dir, a)) and any(
-            c.startswith("character") for c in os.listdir(os.path.join(data_dir, a)))
-            for a in os.listdir(data_dir))
+        try:
+            return bool(list_characters(data_dir))
+        except FileNotFoundError:
+            return False
 
     def class_files(self, split):
         forms.check_split(split, self.splits)
