@@ -38,13 +38,12 @@ class BatchNorm(keras.layers.BatchNormalization):
         return outputs
 
 
-def _batch_norm(fused: bool):
+def _batch_norm():
     # tf.layers.batch_normalization defaults: momentum 0.99, epsilon 1e-3, gamma and beta. The
-    # original ran TensorFlow's fused kernel. Mini-ImageNet uses it too (grappler then fuses the
-    # ReLU into it). Omniglot keeps Keras' own arithmetic: the fused kernel rounds differently,
-    # and over a run that moved this project's reference results (docs/performance.md).
-    cls = BatchNorm if fused else keras.layers.BatchNormalization
-    return cls(momentum=0.99, epsilon=1e-3)
+    # original ran TensorFlow's fused kernel, and so do both networks here: it is 15-30% faster
+    # per meta-iteration and evaluation task than Keras' chain of elementwise ops, and grappler
+    # fuses the ReLU after it (docs/performance.md).
+    return BatchNorm(momentum=0.99, epsilon=1e-3)
 
 
 def build_omniglot_model(num_classes: int, seed: int = 0) -> keras.Model:
@@ -67,7 +66,7 @@ def build_omniglot_model(num_classes: int, seed: int = 0) -> keras.Model:
     for i in range(4):
         x = keras.layers.Conv2D(64, 3, strides=2, padding="same",
                                 kernel_initializer=keras.initializers.GlorotUniform(seeds[i]))(x)
-        x = _batch_norm(fused=False)(x)
+        x = _batch_norm()(x)
         x = keras.layers.ReLU()(x)
     x = keras.layers.Flatten()(x)
     logits = keras.layers.Dense(num_classes, name="logits",
@@ -105,7 +104,7 @@ def build_miniimagenet_model(num_classes: int, seed: int = 0,
     for i in range(4):
         x = keras.layers.Conv2D(32, 3, padding="same",
                                 kernel_initializer=keras.initializers.GlorotUniform(seeds[i]))(x)
-        x = _batch_norm(fused=True)(x)
+        x = _batch_norm()(x)
         # The original pools, then applies the ReLU. Both orders give the same
         # values and gradients (ReLU is monotonic, so it commutes with a max),
         # but with the ReLU first grappler fuses it into batch norm and every
