@@ -14,22 +14,30 @@ out of it:
   short      `--meta-iters S --eval-interval 100000 --eval-samples 1`
   long       the same with `--meta-iters L`
   monitored  `long` with the original's `--eval-interval 10`
-  evaluated  `short` with `--eval-samples 1 + E`
+  base       `short` with `--eval-samples B` (B: this project's default
+             evaluation tasks at once for the dataset; no such run where B is 1)
+  evaluated  `short` with `--eval-samples B + E` (E a multiple of B)
 
   train ms per meta-iteration    (long - short) / (L - S)
   monitored ms per meta-iteration (monitored - short) / (L - S)
   the same within one run        in `monitored`, seconds from the `batch 0`
                                  line to the last `batch N` line, over N:
                                  no start-up, tracing or exit in it at all
-  evaluation ms per task         (evaluated - short) / (E * splits evaluated)
+  evaluation ms per task         (evaluated - base) / (E * splits evaluated):
+                                 both runs evaluate whole chunks of B tasks
+                                 through the same compiled graph, as a paper
+                                 run's 10,000 tasks do, so neither the graph's
+                                 tracing nor a padded last chunk is charged to
+                                 the tasks (against `short`, with one task per
+                                 split, they were)
   start-up s                     seconds from the process's start to its first
                                  line `batch 0: ...` (in `short`: start-up,
                                  the first meta-iteration and its monitoring
                                  evaluation, as both sides print it)
-  fixed cost s                   short - S * train - splits * evaluation
+  fixed cost s                   base - S * train - splits * B * evaluation
                                  (start-up, tracing, checkpoints and exit:
                                  what a run costs besides its iterations)
-  peak RSS                       the largest `ru_maxrss` of the four runs
+  peak RSS                       the largest `ru_maxrss` of the runs
 
 Runs alternate between the sides (this, original; next round original, this)
 so that the machine's drift falls on both alike; each figure is the median
@@ -74,12 +82,16 @@ OMNIGLOT_TRAIN_CHARACTERS = 100
 MINI_CLASSES = {"train": 64, "val": 16, "test": 20}
 SPLITS_EVALUATED = {"omniglot": 2, "miniimagenet": 3}  # train+test; train+val+test
 PAPER_EVAL_SAMPLES = 10000
+#: Evaluation tasks of the `base` run per split: this project's default tasks
+#: at once (`supervised_reptile.build.TASKS_AT_ONCE`), so that it traces the
+#: graph a paper run evaluates with.
+EVAL_BASE = {"omniglot": 16, "miniimagenet": 1}
 PAPER_EVAL_INTERVAL = 10
 NO_MONITORING = 100000
 
 #: Preset -> (S, L, E): short and long meta-iterations, extra evaluation tasks per split.
-COUNTS = {"o15": (10, 60, 40), "o15t": (10, 60, 40), "o55": (10, 60, 40),
-          "o120": (5, 25, 10), "o520": (5, 25, 10),
+COUNTS = {"o15": (10, 60, 32), "o15t": (10, 60, 32), "o55": (10, 60, 32),
+          "o120": (5, 25, 16), "o520": (5, 25, 16),
           "m15": (4, 16, 10), "m15t": (4, 16, 10), "m55": (4, 16, 6)}
 # Flat preset fields the original's parser knows, and how they are spelled there.
 _FLAG = {"classes": "--classes", "shots": "--shots", "train_shots": "--train-shots",
@@ -194,32 +206,43 @@ def original_side(peer, python, data):
     return Side("original", argv, env)
 
 
-def run_kinds(s, l, e):
-    """Run kind -> the flags that vary."""
+def run_kinds(s, l, e, base=1):
+    """Run kind -> the flags that vary (`base`: `EVAL_BASE`; E must be a multiple of it)."""
+    if e % base:
+        raise ValueError(f"E={e} extra evaluation tasks is not a multiple of {base}, the tasks "
+                         f"evaluated at once: its last chunk would be padded")
+
     def flags(iters, interval, samples):
         return ["--meta-iters", str(iters), "--eval-interval", str(interval),
                 "--eval-samples", str(samples)]
-    return {"short": flags(s, NO_MONITORING, 1), "long": flags(l, NO_MONITORING, 1),
-            "monitored": flags(l, PAPER_EVAL_INTERVAL, 1),
-            "evaluated": flags(s, NO_MONITORING, 1 + e)}
+    kinds = {"short": flags(s, NO_MONITORING, 1), "long": flags(l, NO_MONITORING, 1),
+             "monitored": flags(l, PAPER_EVAL_INTERVAL, 1)}
+    if base > 1:
+        kinds["base"] = flags(s, NO_MONITORING, base)
+    kinds["evaluated"] = flags(s, NO_MONITORING, base + e)
+    return kinds
 
 
-def figures(runs: dict, counts, splits) -> dict:
-    """One round's figures from its four runs (seconds)."""
+def figures(runs: dict, counts, splits, base_tasks=1) -> dict:
+    """One round's figures from its runs (seconds); `base_tasks`: B. Without
+    a `base` run (B = 1, or JSON written before there was one) `short`, with
+    one task per split, is the base."""
     s, l, e = counts
     # Seconds after the first monitoring line: start-up, data loading and the
     # first traces vary by seconds from process to process on a busy 2-core
     # machine, and this leaves them out of every difference.
     sec = {k: v["seconds"] - v["first_output_s"] for k, v in runs.items()}
     train = (sec["long"] - sec["short"]) / (l - s)
-    evaluation = (sec["evaluated"] - sec["short"]) / (e * splits)
+    base = "base" if "base" in runs else "short"
+    base_tasks = base_tasks if base == "base" else 1
+    evaluation = (sec["evaluated"] - sec[base]) / (e * splits)
     lines = runs["monitored"].get("batch_lines") or []
     (i0, t0), (i1, t1) = (lines[0], lines[-1]) if len(lines) > 1 else ((0, 0), (0, 0))
     return {"train_ms": 1000 * train,
             "monitored_ms": 1000 * (sec["monitored"] - sec["short"]) / (l - s),
             "in_run_ms": 1000 * (t1 - t0) / (i1 - i0) if i1 > i0 else None,
             "eval_ms_per_task": 1000 * evaluation,
-            "fixed_s": runs["short"]["seconds"] - s * train - splits * evaluation,
+            "fixed_s": runs[base]["seconds"] - s * train - splits * base_tasks * evaluation,
             "first_output_s": runs["short"]["first_output_s"],
             "peak_rss_mib": max(v["rss_mib"] for v in runs.values())}
 
@@ -301,7 +324,7 @@ def write_results(args, presets, counts, data, raw, ours, rounds: int) -> str:
         summary[preset] = {}
         for side, runs in raw[preset].items():
             per_round = [figures({x["kind"]: x for x in runs if x["round"] == r},
-                                 counts[preset], SPLITS_EVALUATED[dataset])
+                                 counts[preset], SPLITS_EVALUATED[dataset], EVAL_BASE[dataset])
                          for r in range(rounds)]
             summary[preset][side] = summarise(per_round, dataset,
                                               PRESETS[preset][1]["meta_iters"])
@@ -351,6 +374,11 @@ def main(argv=None) -> int:
     for item in filter(None, args.counts.split(",")):
         name, value = item.split("=")
         counts[name] = tuple(int(v) for v in value.split(":"))
+    for preset in presets:
+        try:
+            run_kinds(*counts[preset], EVAL_BASE[PRESETS[preset][0]])
+        except ValueError as e:
+            p.error(f"--counts {preset}: {e}")
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.cache, exist_ok=True)
     datasets = {PRESETS[x][0] for x in presets}
@@ -403,7 +431,7 @@ def main(argv=None) -> int:
         order = sides if r % 2 == 0 else sides[::-1]
         for preset in presets:
             dataset, flags = paper_flags(preset)
-            for kind, varying in run_kinds(*counts[preset]).items():
+            for kind, varying in run_kinds(*counts[preset], EVAL_BASE[dataset]).items():
                 for side in order:
                     result = side.run(dataset, flags + varying, scratch)
                     raw[preset][side.name].append(dict(result, round=r, kind=kind))

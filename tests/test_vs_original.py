@@ -31,6 +31,28 @@ def test_figures_are_differences_of_runs_after_their_first_line():
     assert fig["first_output_s"] == 12.0 and fig["peak_rss_mib"] == 700.0
 
 
+def test_the_evaluation_is_measured_against_a_base_run_of_whole_chunks():
+    # B=16 tasks per split in `base`, 16 + 32 in `evaluated`: the tracing and
+    # any padding are in both, so only the 32 * 2 extra tasks are charged.
+    runs = {"short": _run(20.0, 12.0),
+            "long": _run(13.0 + 8.0 + 5.0, 13.0),
+            "monitored": _run(40.0, 14.0),
+            "base": _run(12.0 + 8.0 + 9.0, 12.0),  # tracing, first meta-step, 32 tasks
+            "evaluated": _run(12.0 + 8.0 + 9.0 + 6.4, 12.0)}  # + 64 tasks: 100 ms each
+    fig = vs_original.figures(runs, (10, 60, 32), 2, base_tasks=16)
+    assert fig["eval_ms_per_task"] == pytest.approx(100.0)
+    assert fig["fixed_s"] == pytest.approx(29.0 - 10 * 0.1 - 2 * 16 * 0.1)
+    assert fig["train_ms"] == pytest.approx(100.0)
+
+
+def test_base_runs_exist_only_where_tasks_are_evaluated_together():
+    kinds = vs_original.run_kinds(10, 60, 32, base=16)
+    assert kinds["base"][-1] == "16" and kinds["evaluated"][-1] == "48"
+    assert "base" not in vs_original.run_kinds(4, 16, 6, base=1)
+    with pytest.raises(ValueError, match="E=40 .* not a multiple of 16"):
+        vs_original.run_kinds(10, 60, 40, base=16)
+
+
 def test_runs_recorded_before_the_within_run_figure_have_none():
     runs = {k: {"seconds": 20.0, "first_output_s": 10.0, "rss_mib": 1.0}
             for k in ("short", "long", "monitored", "evaluated")}
