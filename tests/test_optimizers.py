@@ -12,12 +12,14 @@ def _vars(seed):
             tf.Variable(rng.normal(size=(5,)).astype(np.float32))]
 
 
-def test_adam_matches_keras_adam_with_original_hyperparameters():
-    """TF1 AdamOptimizer(beta1=0, epsilon=1e-8) and Keras 3 Adam share one formula."""
+@pytest.mark.parametrize("beta_1", [0.0, 0.9])
+def test_adam_matches_keras_adam_with_original_hyperparameters(beta_1):
+    """TF1 AdamOptimizer(epsilon=1e-8) and Keras 3 Adam share one formula; the
+    original's beta1=0 takes a shortcut for the first moment."""
     ours, theirs = _vars(0), _vars(0)
-    opt = Adam(0.01)
+    opt = Adam(0.01, beta_1=beta_1)
     opt.build(ours)
-    ref = keras.optimizers.Adam(learning_rate=0.01, beta_1=0.0, beta_2=0.999, epsilon=1e-8)
+    ref = keras.optimizers.Adam(learning_rate=0.01, beta_1=beta_1, beta_2=0.999, epsilon=1e-8)
     rng = np.random.default_rng(1)
     weights, state = [v.read_value() for v in ours], opt.read_state()
     for _ in range(7):
@@ -27,6 +29,26 @@ def test_adam_matches_keras_adam_with_original_hyperparameters():
     for w, t in zip(weights, theirs):
         np.testing.assert_allclose(w.numpy(), t.numpy(), rtol=1e-5, atol=1e-6)
     assert float(state[0]) == 7.0
+
+
+def test_adam_beta1_zero_shortcut_is_the_formula_bit_for_bit():
+    """With beta1=0 the first moment is the gradient itself: the weights,
+    moments and step equal the general formula's to the last bit."""
+    rng = np.random.default_rng(2)
+    opt = Adam(0.003)
+    variables = _vars(3)
+    opt.build(variables)
+    weights, state = [v.read_value() for v in variables], opt.read_state()
+    ref_w, ref_m, ref_v = list(weights), list(state[1]), list(state[2])
+    for t in range(1, 6):
+        grads = [tf.constant(rng.normal(size=v.shape).astype(np.float32)) for v in variables]
+        weights, state = opt.apply(weights, grads, state)
+        lr_t = 0.003 * tf.sqrt(1.0 - tf.pow(0.999, float(t))) / (1.0 - tf.pow(0.0, float(t)))
+        ref_m = [0.0 * m + 1.0 * g for m, g in zip(ref_m, grads)]
+        ref_v = [0.999 * v + (1.0 - 0.999) * tf.square(g) for v, g in zip(ref_v, grads)]
+        ref_w = [w - lr_t * m / (tf.sqrt(v) + 1e-8) for w, m, v in zip(ref_w, ref_m, ref_v)]
+        for ours, ref in zip(weights + state[1] + state[2], ref_w + ref_m + ref_v):
+            np.testing.assert_array_equal(ours.numpy(), ref.numpy())
 
 
 def test_adam_first_step_is_lr_times_sign_like():
