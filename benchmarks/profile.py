@@ -63,10 +63,15 @@ def main(argv=None) -> int:
     p.add_argument("--repo", default=os.path.dirname(HERE))
     p.add_argument("--by-node", metavar="OP_TYPE",
                    help="also break this op type's time down by node name")
+    p.add_argument("--grappler-off", default="", metavar="NAMES",
+                   help="grappler optimizers to turn off, comma-separated, e.g. 'remapping' "
+                   "(names as tf.config.optimizer.set_experimental_options takes them)")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path[:0] = [os.path.abspath(args.repo), HERE]
     import tensorflow as tf
+    tf.config.optimizer.set_experimental_options(
+        {name: False for name in filter(None, args.grappler_off.split(","))})
     import bench
     import flops
     from supervised_reptile.config import Config
