@@ -53,6 +53,14 @@ def test_base_runs_exist_only_where_tasks_are_evaluated_together():
         vs_original.run_kinds(10, 60, 40, base=16)
 
 
+def test_the_base_run_evaluates_as_many_tasks_as_a_run_adapts_at_once():
+    # EVAL_BASE spells out build.TASKS_AT_ONCE so that the driver needs no
+    # TensorFlow; if they drifted apart, the base run would pad its chunk.
+    from supervised_reptile.build import TASKS_AT_ONCE
+    for dataset, base in vs_original.EVAL_BASE.items():
+        assert base == TASKS_AT_ONCE.get(dataset, 1), dataset
+
+
 def test_runs_recorded_before_the_within_run_figure_have_none():
     runs = {k: {"seconds": 20.0, "first_output_s": 10.0, "rss_mib": 1.0}
             for k in ("short", "long", "monitored", "evaluated")}
