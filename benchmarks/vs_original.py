@@ -90,9 +90,10 @@ PAPER_EVAL_INTERVAL = 10
 NO_MONITORING = 100000
 
 #: Preset -> (S, L, E): short and long meta-iterations, extra evaluation tasks per split.
-#: The within-run figure spans the monitored run's last L - 1 iterations: over
-#: 10 Mini-ImageNet iterations one slow spell of the VM put m15 at 0.73x of the
-#: original, over 40 it measured 1.30x with both rounds within 0.3% on this side.
+#: The within-run figure spans the monitored run's last L - 1 iterations, so a
+#: slow spell of the VM weighs on 40 of them less than on 10 (m15 read 0.73x
+#: over 10). Single rounds still swing: three over 40 measured m15 at 1.13x,
+#: 1.47x and 0.77x of the original; read the median of several.
 #: The evaluation figure spreads a process's noise (about a second) over
 #: E * splits tasks: 16 ms per task over 64, 5 over 192.
 COUNTS = {"o15": (10, 60, 96), "o15t": (10, 60, 96), "o55": (10, 60, 96),
